@@ -30,7 +30,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude
 WARNINGS := -std=c11 -Wall -Wextra -Werror -Wpedantic -Wshadow -Wvla
 CFLAGS   := $(OPT_CFLAGS) $(WARNINGS) $(PKG_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lpthread $(EXTRA_LDLIBS)
+LDLIBS   := $(PKG_LIBS) -lpthread -lm $(EXTRA_LDLIBS)
 
 LIB_SRCS  := $(filter-out src/main_%.c,$(wildcard src/*.c))
 LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
@@ -48,6 +48,9 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz_*.c)
 
+# pick - the words of $(2) that contain $(1) (all of them when $(1) is empty).
+pick = $(if $(1),$(foreach w,$(2),$(if $(findstring $(1),$(w)),$(w))),$(2))
+
 .PHONY: all deps test check asan fuzz bench clean
 .DELETE_ON_ERROR:
 
@@ -60,7 +63,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
 check: pkgcheck all
-	$(Q)BUILD=$(BUILD) sh tests/run.sh $(if $(TEST_FILTER),$(filter %$(TEST_FILTER)%,$(TEST_BINS) $(SYS_TESTS)),$(TEST_BINS) $(SYS_TESTS))
+	$(Q)BUILD=$(BUILD) sh tests/run.sh $(call pick,$(TEST_FILTER),$(TEST_BINS) $(SYS_TESTS))
 
 .PHONY: pkgcheck
 pkgcheck:
@@ -108,7 +111,7 @@ fuzz: deps
 		fuzz-run
 
 .PHONY: fuzz-run
-fuzz-run: $(patsubst tests/%.c,$(BUILD)/fuzz/%,$(if $(FUZZ_FILTER),$(filter %$(FUZZ_FILTER)%,$(FUZZ_SRCS)),$(FUZZ_SRCS)))
+fuzz-run: $(patsubst tests/%.c,$(BUILD)/fuzz/%,$(call pick,$(FUZZ_FILTER),$(FUZZ_SRCS)))
 	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz.sh $^
 
 $(BUILD)/fuzz/%: tests/%.c $(LIB)
