@@ -73,6 +73,8 @@ static const uint8_t *take(struct buf_reader *r, size_t n)
 		r->err = true;
 		return NULL;
 	}
+	if (!r->base)
+		return (const uint8_t *)""; /* n is 0: a valid pointer to nothing */
 	p = r->base + r->pos;
 	r->pos += n;
 	return p;
@@ -232,6 +234,8 @@ static uint8_t *room(struct buf_writer *w, size_t n)
 		w->err = true;
 		return NULL;
 	}
+	if (!w->base)
+		return (uint8_t *)w; /* n is 0: any valid pointer, never written */
 	p = w->base + w->len;
 	w->len += n;
 	return p;
