@@ -12,7 +12,7 @@ for f in "$@"; do
 	mkdir -p "$work/$name"
 	[ -d "tests/corpus/$name" ] && cp -r "tests/corpus/$name/." "$work/$name/"
 	echo "== $name ($FUZZ_SECONDS s)"
-	"$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 \
+	"$f" -max_total_time="$FUZZ_SECONDS" -timeout=10 -print_final_stats=0 \
 		-artifact_prefix="$BUILD/fuzz/$name-" "$work/$name" 2>"$work/$name.log" || {
 		tail -n 40 "$work/$name.log"
 		echo "fuzz: $name failed; the input is in $BUILD/fuzz/$name-*" >&2

@@ -111,4 +111,216 @@ int store_peer_decode(struct store_peer *out, const uint8_t *in, size_t len);
 
 /* ---- the rest (meta, entries, manifests, blocks) follows below ---- */
 
+/*
+ * Notes on the contract above (behaviour, not new API):
+ * - store_peer_put and store_peer_encode also fail with -EINVAL when @p is
+ *   not a valid record (name not NUL-terminated, cert_len over
+ *   STORE_CERT_MAX_BYTES, n_addrs over STORE_PEER_ADDRS_MAX, an address of
+ *   an unknown kind or family, buddy not a store_buddy_state).
+ * - store_peer_put with an empty name drops the name the peer had.
+ * - store_peer_get/by_name/foreach return BFS_EMALFORMED or BFS_EVERSION
+ *   for a damaged record; store_peer_del still removes one.
+ * - While a store_txn (below) is open, store_peer_put/del fail with -EBUSY;
+ *   store_peer_get/by_name/foreach read through the open transaction.
+ */
+
+/* ---- sizes and limits ---- */
+
+#define STORE_HASH_BYTES 32            /* block and manifest hashes */
+#define STORE_MAP_DEFAULT_BYTES ((size_t)1 << 30)
+#define STORE_PATH_MAX 4095            /* bytes of an entry path */
+#define STORE_FILE_NAME_MAX 255        /* bytes of one path component */
+#define STORE_OBJECT_MAX 255           /* bytes of a local object name */
+#define STORE_BLOCK_MAX_BYTES ((uint32_t)4 << 20)
+#define STORE_MANIFEST_MAX_BYTES ((size_t)64 << 20)
+#define STORE_BLOCK_CACHE_DEFAULT_BYTES ((uint64_t)256 << 20)
+
+/* Largest encodings, for callers' buffers. */
+#define STORE_PEER_RECORD_MAX_BYTES \
+	(1 + STORE_PEER_ID_BYTES + 1 + STORE_NAME_MAX + 2 + STORE_CERT_MAX_BYTES + \
+	 1 + 1 + 8 + 8 + 1 + STORE_PEER_ADDRS_MAX * 20)
+#define STORE_NAME_RECORD_BYTES (1 + STORE_PEER_ID_BYTES)
+#define STORE_ENTRY_RECORD_MAX_BYTES (97 + STORE_PATH_MAX)
+#define STORE_BLOCK_LOCAL_RECORD_MAX_BYTES (1 + 1 + 2 + STORE_OBJECT_MAX + 8 + 4)
+#define STORE_BLOCK_CACHED_HEADER_BYTES (1 + 1 + 4)
+
+/* ---- write transactions ---- */
+
+struct store_txn;
+
+/*
+ * store_txn_begin - open the one write transaction of @s, to group several
+ * changes (publishing a file version writes entries, a manifest and blocks)
+ * so that they reach the disk together or not at all.
+ *
+ * Pass the handle as @t to the functions below; with t == NULL each call
+ * runs in a transaction of its own.  Each call inside @t is atomic: when it
+ * fails before changing anything (-EINVAL, -ENOENT, -EEXIST, BFS_EBADNAME,
+ * BFS_ETOOBIG, BFS_EMALFORMED...) @t goes on; when it fails part way (map
+ * full, LMDB failure) @t is spoiled: later calls return that error and
+ * store_txn_commit() aborts and returns it.
+ *
+ * While @t is open, calls with t == NULL may read (and see @t's changes)
+ * but fail with -EBUSY when they would write.  The handle lives inside @s:
+ * it is valid until store_txn_commit() or store_txn_abort().
+ * Errors: -EBUSY when a transaction is already open or a listing callback
+ * is running, -ENOSPC, BFS_ESTORE.
+ */
+int store_txn_begin(struct store *s, struct store_txn **out);
+/*
+ * store_txn_commit - make @t's changes durable (fsync) and end @t, which is
+ * ended on error too.  Errors: the error that spoiled @t (nothing is
+ * committed), -ENOSPC when the map is full, BFS_ESTORE.
+ */
+int store_txn_commit(struct store_txn *t);
+/* store_txn_abort - drop @t's changes and end it. */
+void store_txn_abort(struct store_txn *t);
+
+/* ---- entries: the shared folder of each buddy ---- */
+
+/*
+ * Paths are relative to the buddy's folder: components separated by '/',
+ * no leading or trailing '/', no empty, "." or ".." component, each
+ * component 1..STORE_FILE_NAME_MAX bytes, NUL-free, at most STORE_PATH_MAX
+ * bytes in all.  The folder's root itself has no entry; "" names it in
+ * store_entry_list().
+ */
+int store_path_check(const char *path); /* 0 or BFS_EBADNAME */
+
+enum store_entry_type {
+	STORE_ENTRY_FILE = 1,
+	STORE_ENTRY_DIR = 2,
+};
+
+struct store_entry {
+	uint8_t buddy[STORE_PEER_ID_BYTES]; /* whose shared folder (key) */
+	char path[STORE_PATH_MAX + 1];
+	uint8_t type;                       /* enum store_entry_type */
+	bool deleted;                       /* a tombstone: the path was removed */
+	uint32_t mode;                      /* permission bits only (<= 07777) */
+	uint64_t size;                      /* bytes (files) */
+	int64_t mtime_ns;                   /* unix time in nanoseconds */
+	uint8_t owner[STORE_PEER_ID_BYTES]; /* who wrote this version */
+	uint64_t version;                   /* newer wins (folder protocol) */
+	uint8_t manifest[STORE_HASH_BYTES]; /* the file version; zeros for dirs */
+};
+
+/*
+ * store_entry_put - insert or replace the entry of (e->buddy, e->path).
+ * Errors: BFS_EBADNAME (path), -EINVAL (type, mode), -EBUSY, -ENOSPC,
+ * BFS_ESTORE.
+ */
+int store_entry_put(struct store *s, struct store_txn *t, const struct store_entry *e);
+/* store_entry_get - the entry of (@buddy, @path); -ENOENT if none. */
+int store_entry_get(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		    const char *path, struct store_entry *out);
+/* store_entry_del - remove the entry (no tombstone: put one for that); -ENOENT if none. */
+int store_entry_del(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		    const char *path);
+
+typedef int (*store_entry_fn)(void *ctx, const struct store_entry *e);
+/*
+ * store_entry_list - call @fn for each entry directly in directory @dir of
+ * @buddy's folder ("" for the root; not the subdirectories' contents),
+ * tombstones included, in name byte order, starting after the name @after
+ * (NULL: from the first), in one read transaction.  @fn returns 0 to go on
+ * or anything else to stop; that value is returned.  @e lives until @fn
+ * returns; @fn may read the store but not write it.
+ * Errors: BFS_EBADNAME (dir, after), BFS_EMALFORMED/BFS_EVERSION for a
+ * damaged record (the walk stops there), BFS_ESTORE.
+ */
+int store_entry_list(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		     const char *dir, const char *after, store_entry_fn fn, void *ctx);
+/*
+ * store_entry_foreach - like store_entry_list but over every entry of
+ * @buddy's folder, grouped by directory (in no useful order between them).
+ */
+int store_entry_foreach(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+			store_entry_fn fn, void *ctx);
+
+/*
+ * store_entry_encode / store_entry_decode - the value codec (the buddy id
+ * is in the key, not the value: decode leaves out->buddy zeroed).  encode
+ * returns the length or -ENOSPC / -EINVAL (bad path, type or mode); decode
+ * returns 0, BFS_EMALFORMED or BFS_EVERSION.
+ */
+long store_entry_encode(uint8_t *out, size_t cap, const struct store_entry *e);
+int store_entry_decode(struct store_entry *out, const uint8_t *in, size_t len);
+
+/* ---- manifests: hash -> signed manifest bytes, opaque to the store ---- */
+
+/* store_manifest_put - store @len (1..STORE_MANIFEST_MAX_BYTES) bytes under @hash. */
+int store_manifest_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+		       const uint8_t *bytes, size_t len);
+/*
+ * store_manifest_get - a copy of the bytes under @hash in *out (malloc'd,
+ * the caller frees) and their length in *len.  Errors: -ENOENT, -ENOMEM.
+ */
+int store_manifest_get(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+		       uint8_t **out, size_t *len);
+int store_manifest_del(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES]);
+
+/* ---- blocks: hash -> where the bytes are ---- */
+
+enum store_block_kind {
+	STORE_BLOCK_LOCAL = 1,  /* in our object store: a file, offset, length */
+	STORE_BLOCK_CACHED = 2, /* a buddy's block, its bytes kept in LMDB */
+};
+
+struct store_block {
+	uint8_t kind;                     /* enum store_block_kind */
+	uint32_t length;                  /* bytes of the block, 1..STORE_BLOCK_MAX_BYTES */
+	char object[STORE_OBJECT_MAX + 1];/* LOCAL: object name under the home's object store */
+	uint64_t offset;                  /* LOCAL: where the block starts in it */
+	const uint8_t *data;              /* CACHED, decode only: borrowed from the input */
+};
+
+/*
+ * store_block_local_put - record that the block @hash is @length bytes at
+ * @offset in the local object @object (a path as store_path_check() allows,
+ * at most STORE_OBJECT_MAX bytes).  Replaces a cached copy.
+ * Errors: BFS_EBADNAME, -EINVAL (length), -EBUSY, -ENOSPC, BFS_ESTORE.
+ */
+int store_block_local_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+			  const char *object, uint64_t offset, uint32_t length);
+/*
+ * store_block_cache_put - keep a copy of a buddy's block (the caller has
+ * checked @data against @hash), evicting least recently used cached blocks
+ * so that the cache stays within its limit.  A block already known (local
+ * or cached) is left as it is (a cached one counts as used).
+ * Errors: -EINVAL (len 0), BFS_ETOOBIG (len over STORE_BLOCK_MAX_BYTES or
+ * the cache limit), -EBUSY, -ENOSPC, BFS_ESTORE.
+ */
+int store_block_cache_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+			  const uint8_t *data, size_t len);
+/*
+ * store_block_get - where block @hash is.  For a LOCAL block *out has the
+ * object, offset and length.  For a CACHED block the bytes are copied into
+ * @buf (out->data is NULL, out->length the count) and the block counts as
+ * used for the LRU; with @buf NULL only the kind and length are returned.
+ * Errors: -ENOENT, -ERANGE when @cap < out->length (out->length is set, so
+ * the caller can retry), BFS_EMALFORMED, BFS_EVERSION, BFS_ESTORE.
+ */
+int store_block_get(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+		    struct store_block *out, uint8_t *buf, size_t cap);
+/* store_block_del - forget block @hash (and its cached bytes); -ENOENT if none. */
+int store_block_del(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES]);
+/* store_block_cache_set_limit - the cache's cap in bytes (this process; default above). */
+void store_block_cache_set_limit(struct store *s, uint64_t bytes);
+/* store_block_cache_usage - bytes and blocks in the cache now. */
+int store_block_cache_usage(struct store *s, uint64_t *bytes, uint64_t *blocks);
+
+/*
+ * store_block_encode / store_block_decode - the value codec.  encode
+ * writes b->data (CACHED) or the location (LOCAL); it returns the length or
+ * -ENOSPC / -EINVAL.  decode returns 0, BFS_EMALFORMED or BFS_EVERSION; for
+ * CACHED out->data points into @in.
+ */
+long store_block_encode(uint8_t *out, size_t cap, const struct store_block *b);
+int store_block_decode(struct store_block *out, const uint8_t *in, size_t len);
+
+/* store_name_encode / store_name_decode - the names value: the peer id. */
+long store_name_encode(uint8_t *out, size_t cap, const uint8_t id[static STORE_PEER_ID_BYTES]);
+int store_name_decode(uint8_t id[static STORE_PEER_ID_BYTES], const uint8_t *in, size_t len);
+
 #endif

@@ -1,0 +1,1151 @@
+/*
+ * store.c - the LMDB store of one home (see store.h): the environment, its
+ * sub-databases and schema check, transactions, keys, and the operations on
+ * peers, names, entries, manifests and blocks with the block cache's LRU.
+ *
+ * Record byte layouts are store_codec.c's; keys are built here:
+ *   peers      peer id (32)
+ *   names      name bytes (1..32)
+ *   entries    buddy id (32) | BLAKE2b-256(parent dir path) (32) | name
+ *              (a directory's entries are one range; the full path is in
+ *              the value, and LMDB keys stop at 511 bytes, so a parent path
+ *              of up to 4 KiB cannot be in the key itself)
+ *   manifests  manifest hash (32)
+ *   blocks     block hash (32)
+ *   lru        access tick, u64 big-endian (8) -> block hash (32)
+ *   lru_hash   block hash (32) -> access tick (8)
+ *   meta       "schema" -> u32 big-endian; "cache_bytes" -> u64 big-endian
+ *
+ * Reads that touch the LRU (store_block_get) do not write: they queue the
+ * hash in memory and the next write transaction begins by moving those
+ * blocks to the young end (a full queue or store_close writes them too).  An LRU order lost in a
+ * crash costs nothing but a worse eviction choice.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "buddyfs/buf.h"
+#include "buddyfs/err.h"
+#include "buddyfs/log.h"
+#include "buddyfs/store.h"
+#include "buddyfs/store_codec.h"
+
+#define STORE_DBS_MAX 16
+#define TOUCH_MAX 64
+#define TICK_BYTES 8
+#define DIR_KEY_BYTES (STORE_PEER_ID_BYTES + STORE_HASH_BYTES)
+#define ENTRY_KEY_MAX_BYTES (DIR_KEY_BYTES + STORE_FILE_NAME_MAX)
+
+static const char SCHEMA_KEY[] = "schema";
+static const char CACHE_BYTES_KEY[] = "cache_bytes";
+
+struct store_txn {
+	struct store *s;
+	MDB_txn *txn;
+	int err;   /* the error that spoiled the transaction, or 0 */
+	bool open;
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi meta, peers, names, entries, manifests, blocks, lru, lru_hash;
+	MDB_txn *rtxn;          /* the read transaction, reset between uses */
+	unsigned int rdepth;    /* nested users of rtxn (callbacks that read) */
+	struct store_txn batch; /* the one store_txn */
+	uint64_t lru_clock;     /* the last tick handed out */
+	uint64_t cache_limit;
+	size_t n_touch;
+	uint8_t touch[TOUCH_MAX][STORE_HASH_BYTES];
+};
+
+/* mdb_to_err - the one map from LMDB's codes to ours. */
+static int mdb_to_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_KEYEXIST:
+		return -EEXIST;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_TXN_FULL:
+		return BFS_ETOOBIG;
+	default:
+		break;
+	}
+	if (rc > 0) /* LMDB passes system errors through as errno values */
+		return -rc;
+	log_warn("store: lmdb: %s", mdb_strerror(rc));
+	return BFS_ESTORE;
+}
+
+static MDB_val val(const void *p, size_t n)
+{
+	MDB_val v = { .mv_size = n, .mv_data = (void *)p };
+
+	return v;
+}
+
+static int db_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v)
+{
+	MDB_val key = val(k, klen);
+
+	return mdb_to_err(mdb_get(txn, dbi, &key, v));
+}
+
+static int db_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	MDB_val key = val(k, klen), data = val(v, vlen);
+
+	return mdb_to_err(mdb_put(txn, dbi, &key, &data, 0));
+}
+
+static int db_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen)
+{
+	MDB_val key = val(k, klen);
+
+	return mdb_to_err(mdb_del(txn, dbi, &key, NULL));
+}
+
+/* ---- the LRU of cached blocks ---- */
+
+static int cache_bytes_get(struct store *s, MDB_txn *txn, uint64_t *bytes)
+{
+	MDB_val v;
+	int rc = db_get(txn, s->meta, CACHE_BYTES_KEY, strlen(CACHE_BYTES_KEY), &v);
+
+	*bytes = 0;
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (v.mv_size == 8) /* else damaged: count from 0 again */
+		*bytes = buf_load64_be(v.mv_data);
+	return 0;
+}
+
+static int cache_bytes_put(struct store *s, MDB_txn *txn, uint64_t bytes)
+{
+	uint8_t b[8];
+
+	buf_store64_be(b, bytes);
+	return db_put(txn, s->meta, CACHE_BYTES_KEY, strlen(CACHE_BYTES_KEY), b, sizeof(b));
+}
+
+/* lru_tick_get - the tick of cached block @hash; -ENOENT if not cached. */
+static int lru_tick_get(struct store *s, MDB_txn *txn, const uint8_t *hash, uint8_t tick[static TICK_BYTES])
+{
+	MDB_val v;
+	int rc = db_get(txn, s->lru_hash, hash, STORE_HASH_BYTES, &v);
+
+	if (rc)
+		return rc;
+	if (v.mv_size != TICK_BYTES)
+		return BFS_EMALFORMED;
+	memcpy(tick, v.mv_data, TICK_BYTES);
+	return 0;
+}
+
+/* lru_unlink - delete lru[@tick] if it names @hash (a damaged index may not). */
+static int lru_unlink(struct store *s, MDB_txn *txn, const uint8_t *tick, const uint8_t *hash)
+{
+	MDB_val v;
+	int rc = db_get(txn, s->lru, tick, TICK_BYTES, &v);
+
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	if (v.mv_size != STORE_HASH_BYTES || memcmp(v.mv_data, hash, STORE_HASH_BYTES) != 0)
+		return 0;
+	return db_del(txn, s->lru, tick, TICK_BYTES);
+}
+
+/* lru_set - give block @hash the newest tick, dropping its old one. */
+static int lru_set(struct store *s, MDB_txn *txn, const uint8_t *hash)
+{
+	uint8_t tick[TICK_BYTES];
+	MDB_val k = val(tick, TICK_BYTES), v = val(hash, STORE_HASH_BYTES);
+	int rc = lru_tick_get(s, txn, hash, tick);
+
+	if (rc == 0)
+		rc = lru_unlink(s, txn, tick, hash);
+	if (rc && rc != -ENOENT && rc != BFS_EMALFORMED)
+		return rc;
+	do { /* past any tick a damaged index left ahead of the clock */
+		buf_store64_be(tick, ++s->lru_clock);
+		rc = mdb_put(txn, s->lru, &k, &v, MDB_NOOVERWRITE);
+	} while (rc == MDB_KEYEXIST);
+	rc = mdb_to_err(rc);
+	if (rc == 0)
+		rc = db_put(txn, s->lru_hash, hash, STORE_HASH_BYTES, tick, TICK_BYTES);
+	return rc;
+}
+
+/* lru_forget - drop block @hash from the LRU index (if it is there). */
+static int lru_forget(struct store *s, MDB_txn *txn, const uint8_t *hash)
+{
+	uint8_t tick[TICK_BYTES];
+	int rc = lru_tick_get(s, txn, hash, tick);
+
+	if (rc == 0)
+		rc = lru_unlink(s, txn, tick, hash);
+	if (rc && rc != -ENOENT && rc != BFS_EMALFORMED)
+		return rc;
+	rc = db_del(txn, s->lru_hash, hash, STORE_HASH_BYTES);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* apply_touches - move the blocks read since the last write to the young end. */
+static int apply_touches(struct store *s, MDB_txn *txn)
+{
+	uint8_t tick[TICK_BYTES];
+	int rc;
+
+	for (size_t i = 0; i < s->n_touch; i++) {
+		rc = lru_tick_get(s, txn, s->touch[i], tick);
+		if (rc == -ENOENT || rc == BFS_EMALFORMED)
+			continue; /* evicted or made local meanwhile */
+		if (rc == 0)
+			rc = lru_set(s, txn, s->touch[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * write_begin - a write transaction that starts by applying the queued LRU
+ * uses, so that an eviction in it sees them.  When applying fails (a full
+ * map) the uses are dropped and a clean transaction is begun.
+ */
+static int write_begin(struct store *s, MDB_txn **txn)
+{
+	int rc = mdb_to_err(mdb_txn_begin(s->env, NULL, 0, txn));
+
+	if (rc || s->n_touch == 0)
+		return rc;
+	rc = apply_touches(s, *txn);
+	s->n_touch = 0;
+	if (rc == 0)
+		return 0;
+	log_debug("store: LRU update dropped: %s", bfs_strerror(rc));
+	mdb_txn_abort(*txn);
+	return mdb_to_err(mdb_txn_begin(s->env, NULL, 0, txn));
+}
+
+static void flush_touches(struct store *s)
+{
+	MDB_txn *txn;
+
+	if (s->n_touch == 0 || s->batch.open || s->rdepth)
+		return;
+	if (write_begin(s, &txn) == 0 && mdb_txn_commit(txn) != 0)
+		log_debug("store: LRU update dropped");
+	s->n_touch = 0;
+}
+
+static void note_touch(struct store *s, const uint8_t *hash)
+{
+	if (s->n_touch && memcmp(s->touch[s->n_touch - 1], hash, STORE_HASH_BYTES) == 0)
+		return;
+	if (s->n_touch == TOUCH_MAX)
+		flush_touches(s);
+	if (s->n_touch == TOUCH_MAX)
+		return; /* a transaction is open: this use is not recorded */
+	memcpy(s->touch[s->n_touch++], hash, STORE_HASH_BYTES);
+}
+
+/* ---- operations: one transaction each, or a part of the caller's ---- */
+
+struct op {
+	struct store *s;
+	struct store_txn *batch; /* the caller's transaction, or NULL */
+	MDB_txn *txn;
+	bool own;                /* op_end ends txn */
+	bool write;
+	bool dirty;              /* a write ran: a failure now spoils the batch */
+};
+
+/*
+ * op_begin - the transaction for one call: the caller's @t, else (reads
+ * only) the open store_txn, else a write transaction of its own or the
+ * store's read transaction.
+ */
+static int op_begin(struct store *s, struct store_txn *t, bool write, struct op *op)
+{
+	int rc;
+
+	memset(op, 0, sizeof(*op));
+	op->s = s;
+	op->write = write;
+	if (t) {
+		if (t != &s->batch || !t->open)
+			return -EINVAL;
+		if (t->err)
+			return t->err;
+		op->batch = t;
+		op->txn = t->txn;
+		return 0;
+	}
+	if (s->batch.open) {
+		if (write)
+			return -EBUSY;
+		op->txn = s->batch.txn;
+		return 0;
+	}
+	op->own = true;
+	if (write)
+		return write_begin(s, &op->txn);
+	if (s->rdepth == 0) {
+		if (s->rtxn)
+			rc = mdb_txn_renew(s->rtxn);
+		else
+			rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+		if (rc)
+			return mdb_to_err(rc);
+	}
+	s->rdepth++;
+	op->txn = s->rtxn;
+	return 0;
+}
+
+/* op_end - finish what op_begin started; returns @rc or the commit's error. */
+static int op_end(struct op *op, int rc)
+{
+	struct store *s = op->s;
+
+	if (!op->own) {
+		if (op->batch && rc && op->dirty)
+			op->batch->err = rc;
+		return rc;
+	}
+	if (!op->write) {
+		if (--s->rdepth == 0)
+			mdb_txn_reset(s->rtxn);
+		return rc;
+	}
+	if (rc) {
+		mdb_txn_abort(op->txn);
+		return rc;
+	}
+	return mdb_to_err(mdb_txn_commit(op->txn));
+}
+
+static int op_put(struct op *op, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	op->dirty = true;
+	return db_put(op->txn, dbi, k, klen, v, vlen);
+}
+
+static int op_del(struct op *op, MDB_dbi dbi, const void *k, size_t klen)
+{
+	int rc = db_del(op->txn, dbi, k, klen);
+
+	if (rc != -ENOENT)
+		op->dirty = true;
+	return rc;
+}
+
+/* ---- open, close, transactions ---- */
+
+static int open_dbs(struct store *s, MDB_txn *txn)
+{
+	static const char *const names[] = {
+		"peers", "names", "entries", "manifests", "blocks", "lru", "lru_hash",
+	};
+	MDB_dbi *dbis[] = {
+		&s->peers, &s->names, &s->entries, &s->manifests, &s->blocks, &s->lru, &s->lru_hash,
+	};
+	int rc;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]);
+		if (rc)
+			return mdb_to_err(rc);
+	}
+	return 0;
+}
+
+/* check_schema - write the schema version into a new store, check an old one's. */
+static int check_schema(struct store *s, MDB_txn *txn, const char *path)
+{
+	uint8_t b[4];
+	MDB_val v;
+	int rc = db_get(txn, s->meta, SCHEMA_KEY, strlen(SCHEMA_KEY), &v);
+
+	if (rc == -ENOENT) {
+		buf_store32_be(b, STORE_SCHEMA_VERSION);
+		return db_put(txn, s->meta, SCHEMA_KEY, strlen(SCHEMA_KEY), b, sizeof(b));
+	}
+	if (rc)
+		return rc;
+	if (v.mv_size != 4) {
+		log_error("store %s: unreadable schema version (%zu bytes)", path, v.mv_size);
+		return BFS_ESCHEMA;
+	}
+	if (buf_load32_be(v.mv_data) != STORE_SCHEMA_VERSION) {
+		log_error("store %s: schema version %u, this buddyfs knows %u", path,
+			  buf_load32_be(v.mv_data), STORE_SCHEMA_VERSION);
+		return BFS_ESCHEMA;
+	}
+	return 0;
+}
+
+/* load_clock - the LRU clock resumes after the newest tick on disk. */
+static int load_clock(struct store *s, MDB_txn *txn)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, s->lru, &c);
+
+	if (rc)
+		return mdb_to_err(rc);
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size == TICK_BYTES)
+		s->lru_clock = buf_load64_be(k.mv_data);
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : mdb_to_err(rc);
+}
+
+int store_open(struct store **out, const char *dir, size_t map_bytes)
+{
+	char path[PATH_MAX];
+	struct store *s;
+	MDB_txn *txn = NULL;
+	int rc, n;
+
+	*out = NULL;
+	n = snprintf(path, sizeof(path), "%s/store", dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (sodium_init() < 0)
+		return BFS_ECRYPTO;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cache_limit = STORE_BLOCK_CACHE_DEFAULT_BYTES;
+	s->batch.s = s;
+	rc = mdb_to_err(mdb_env_create(&s->env));
+	if (rc)
+		goto fail;
+	rc = mdb_to_err(mdb_env_set_maxdbs(s->env, STORE_DBS_MAX));
+	if (rc == 0)
+		rc = mdb_to_err(mdb_env_set_mapsize(s->env, map_bytes ? map_bytes : STORE_MAP_DEFAULT_BYTES));
+	if (rc == 0)
+		rc = mdb_to_err(mdb_env_open(s->env, path, 0, 0600));
+	if (rc == 0)
+		rc = mdb_to_err(mdb_txn_begin(s->env, NULL, 0, &txn));
+	if (rc)
+		goto fail;
+	rc = mdb_to_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta));
+	if (rc == 0)
+		rc = check_schema(s, txn, path);
+	if (rc == 0)
+		rc = open_dbs(s, txn);
+	if (rc == 0)
+		rc = load_clock(s, txn);
+	if (rc)
+		goto fail;
+	rc = mdb_to_err(mdb_txn_commit(txn));
+	txn = NULL;
+	if (rc)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (s->env)
+		mdb_env_close(s->env);
+	free(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->batch.open) {
+		log_warn("store: closed with a transaction open; its changes are dropped");
+		store_txn_abort(&s->batch);
+	}
+	s->rdepth = 0;
+	flush_touches(s);
+	if (s->rtxn)
+		mdb_txn_abort(s->rtxn);
+	mdb_env_close(s->env);
+	free(s);
+}
+
+int store_txn_begin(struct store *s, struct store_txn **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (s->batch.open || s->rdepth)
+		return -EBUSY;
+	rc = write_begin(s, &s->batch.txn);
+	if (rc)
+		return rc;
+	s->batch.open = true;
+	s->batch.err = 0;
+	*out = &s->batch;
+	return 0;
+}
+
+int store_txn_commit(struct store_txn *t)
+{
+	int rc = t->err;
+
+	t->open = false;
+	if (rc) {
+		mdb_txn_abort(t->txn);
+		t->txn = NULL;
+		return rc;
+	}
+	rc = mdb_to_err(mdb_txn_commit(t->txn));
+	t->txn = NULL;
+	return rc;
+}
+
+void store_txn_abort(struct store_txn *t)
+{
+	if (!t || !t->open)
+		return;
+	mdb_txn_abort(t->txn);
+	t->txn = NULL;
+	t->open = false;
+}
+
+/* ---- peers and names ---- */
+
+static int peer_read(struct store *s, MDB_txn *txn, const uint8_t *id, struct store_peer *out)
+{
+	MDB_val v;
+	int rc = db_get(txn, s->peers, id, STORE_PEER_ID_BYTES, &v);
+
+	if (rc)
+		return rc;
+	rc = store_peer_decode(out, v.mv_data, v.mv_size);
+	if (rc == 0 && sodium_memcmp(out->id, id, STORE_PEER_ID_BYTES) != 0)
+		rc = BFS_EMALFORMED; /* a record under another peer's key */
+	return rc;
+}
+
+/* name_read - the peer id names[@name] points at. */
+static int name_read(struct store *s, MDB_txn *txn, const char *name, uint8_t id[static STORE_PEER_ID_BYTES])
+{
+	MDB_val v;
+	int rc = db_get(txn, s->names, name, strlen(name), &v);
+
+	return rc ? rc : store_name_decode(id, v.mv_data, v.mv_size);
+}
+
+/* name_drop - remove names[@name] if it points at @id. */
+static int name_drop(struct op *op, const char *name, const uint8_t *id)
+{
+	uint8_t owner[STORE_PEER_ID_BYTES];
+	int rc;
+
+	if (!name[0])
+		return 0;
+	rc = name_read(op->s, op->txn, name, owner);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0 && sodium_memcmp(owner, id, STORE_PEER_ID_BYTES) != 0)
+		return 0;
+	rc = op_del(op, op->s->names, name, strlen(name)); /* ours, or damaged */
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int store_peer_put(struct store *s, const struct store_peer *p)
+{
+	uint8_t rec[STORE_PEER_RECORD_MAX_BYTES], name_rec[STORE_NAME_RECORD_BYTES];
+	uint8_t owner[STORE_PEER_ID_BYTES];
+	struct store_peer *old;
+	struct op op;
+	long len;
+	int rc;
+
+	len = store_peer_encode(rec, sizeof(rec), p);
+	if (len < 0)
+		return (int)len;
+	store_name_encode(name_rec, sizeof(name_rec), p->id);
+	old = malloc(sizeof(*old));
+	if (!old)
+		return -ENOMEM;
+	rc = op_begin(s, NULL, true, &op);
+	if (rc)
+		goto out;
+	if (p->name[0]) {
+		rc = name_read(s, op.txn, p->name, owner);
+		if (rc == 0 && sodium_memcmp(owner, p->id, STORE_PEER_ID_BYTES) != 0)
+			rc = -EEXIST;
+		if (rc == -ENOENT || rc == BFS_EMALFORMED || rc == BFS_EVERSION)
+			rc = 0; /* free, or a damaged name record that we replace */
+		if (rc)
+			goto end;
+	}
+	rc = peer_read(s, op.txn, p->id, old);
+	if (rc == 0 && strcmp(old->name, p->name) != 0)
+		rc = name_drop(&op, old->name, p->id);
+	else if (rc == -ENOENT || rc == BFS_EMALFORMED || rc == BFS_EVERSION)
+		rc = 0;
+	if (rc == 0 && p->name[0])
+		rc = op_put(&op, s->names, p->name, strlen(p->name), name_rec, sizeof(name_rec));
+	if (rc == 0)
+		rc = op_put(&op, s->peers, p->id, STORE_PEER_ID_BYTES, rec, (size_t)len);
+end:
+	rc = op_end(&op, rc);
+out:
+	free(old);
+	return rc;
+}
+
+int store_peer_get(struct store *s, const uint8_t id[static STORE_PEER_ID_BYTES], struct store_peer *out)
+{
+	struct op op;
+	int rc = op_begin(s, NULL, false, &op);
+
+	if (rc)
+		return rc;
+	return op_end(&op, peer_read(s, op.txn, id, out));
+}
+
+int store_peer_by_name(struct store *s, const char *name, struct store_peer *out)
+{
+	uint8_t id[STORE_PEER_ID_BYTES];
+	struct op op;
+	int rc;
+
+	if (!name[0] || strlen(name) > STORE_NAME_MAX)
+		return -ENOENT;
+	rc = op_begin(s, NULL, false, &op);
+	if (rc)
+		return rc;
+	rc = name_read(s, op.txn, name, id);
+	if (rc == 0)
+		rc = peer_read(s, op.txn, id, out);
+	if (rc == 0 && strcmp(out->name, name) != 0)
+		rc = -ENOENT; /* a stale name: the peer goes by another now */
+	return op_end(&op, rc);
+}
+
+int store_peer_del(struct store *s, const uint8_t id[static STORE_PEER_ID_BYTES])
+{
+	struct store_peer *old = malloc(sizeof(*old));
+	struct op op;
+	int rc;
+
+	if (!old)
+		return -ENOMEM;
+	rc = op_begin(s, NULL, true, &op);
+	if (rc)
+		goto out;
+	rc = peer_read(s, op.txn, id, old);
+	if (rc == 0)
+		rc = name_drop(&op, old->name, id);
+	else if (rc == BFS_EMALFORMED || rc == BFS_EVERSION)
+		rc = 0; /* remove a damaged record all the same */
+	if (rc == 0)
+		rc = op_del(&op, s->peers, id, STORE_PEER_ID_BYTES);
+	rc = op_end(&op, rc);
+out:
+	free(old);
+	return rc;
+}
+
+int store_peer_foreach(struct store *s, int (*fn)(void *ctx, const struct store_peer *p), void *ctx)
+{
+	struct store_peer *p = malloc(sizeof(*p));
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	struct op op;
+	int rc, mrc;
+
+	if (!p)
+		return -ENOMEM;
+	rc = op_begin(s, NULL, false, &op);
+	if (rc)
+		goto out;
+	rc = mdb_to_err(mdb_cursor_open(op.txn, s->peers, &c));
+	for (mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		rc = store_peer_decode(p, v.mv_data, v.mv_size);
+		if (rc == 0 && (k.mv_size != STORE_PEER_ID_BYTES || memcmp(k.mv_data, p->id, k.mv_size)))
+			rc = BFS_EMALFORMED;
+		if (rc == 0)
+			rc = fn(ctx, p);
+	}
+	if (rc == 0 && mrc != MDB_NOTFOUND)
+		rc = mdb_to_err(mrc);
+	if (c)
+		mdb_cursor_close(c);
+	rc = op_end(&op, rc);
+out:
+	free(p);
+	return rc;
+}
+
+/* ---- entries ---- */
+
+/* dir_key - buddy id | BLAKE2b-256(dir path): the prefix of a directory's entries. */
+static void dir_key(uint8_t key[static DIR_KEY_BYTES], const uint8_t *buddy, const char *dir, size_t dir_len)
+{
+	memcpy(key, buddy, STORE_PEER_ID_BYTES);
+	crypto_generichash(key + STORE_PEER_ID_BYTES, STORE_HASH_BYTES, (const unsigned char *)dir, dir_len,
+			   NULL, 0);
+}
+
+/* entry_key - the key of a checked @path in @buddy's folder; returns its length. */
+static size_t entry_key(uint8_t key[static ENTRY_KEY_MAX_BYTES], const uint8_t *buddy, const char *path)
+{
+	const char *name;
+	size_t parent_len, name_len;
+
+	store_path_split(path, &parent_len, &name);
+	name_len = strlen(name);
+	dir_key(key, buddy, path, parent_len);
+	memcpy(key + DIR_KEY_BYTES, name, name_len);
+	return DIR_KEY_BYTES + name_len;
+}
+
+/* entry_from - decode an entries record and check it belongs under its key. */
+static int entry_from(struct store_entry *e, const MDB_val *k, const MDB_val *v)
+{
+	uint8_t key[ENTRY_KEY_MAX_BYTES];
+	int rc = store_entry_decode(e, v->mv_data, v->mv_size);
+
+	if (rc)
+		return rc;
+	if (k->mv_size < STORE_PEER_ID_BYTES)
+		return BFS_EMALFORMED;
+	memcpy(e->buddy, k->mv_data, STORE_PEER_ID_BYTES);
+	if (entry_key(key, e->buddy, e->path) != k->mv_size || memcmp(key, k->mv_data, k->mv_size) != 0)
+		return BFS_EMALFORMED;
+	return 0;
+}
+
+int store_entry_put(struct store *s, struct store_txn *t, const struct store_entry *e)
+{
+	uint8_t key[ENTRY_KEY_MAX_BYTES], rec[STORE_ENTRY_RECORD_MAX_BYTES];
+	size_t klen;
+	struct op op;
+	long len;
+	int rc;
+
+	rc = store_entry_check(e);
+	if (rc)
+		return rc;
+	len = store_entry_encode(rec, sizeof(rec), e);
+	if (len < 0)
+		return (int)len;
+	klen = entry_key(key, e->buddy, e->path);
+	rc = op_begin(s, t, true, &op);
+	if (rc)
+		return rc;
+	return op_end(&op, op_put(&op, s->entries, key, klen, rec, (size_t)len));
+}
+
+int store_entry_get(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		    const char *path, struct store_entry *out)
+{
+	uint8_t key[ENTRY_KEY_MAX_BYTES];
+	MDB_val k, v;
+	struct op op;
+	int rc;
+
+	rc = store_path_check(path);
+	if (rc)
+		return rc;
+	k = val(key, entry_key(key, buddy, path));
+	rc = op_begin(s, t, false, &op);
+	if (rc)
+		return rc;
+	rc = mdb_to_err(mdb_get(op.txn, s->entries, &k, &v));
+	if (rc == 0)
+		rc = entry_from(out, &k, &v);
+	return op_end(&op, rc);
+}
+
+int store_entry_del(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		    const char *path)
+{
+	uint8_t key[ENTRY_KEY_MAX_BYTES];
+	size_t klen;
+	struct op op;
+	int rc;
+
+	rc = store_path_check(path);
+	if (rc)
+		return rc;
+	klen = entry_key(key, buddy, path);
+	rc = op_begin(s, t, true, &op);
+	if (rc)
+		return rc;
+	return op_end(&op, op_del(&op, s->entries, key, klen));
+}
+
+/* walk - call @fn for the entries whose keys start with @prefix, from @start. */
+static int walk(struct store *s, struct store_txn *t, const uint8_t *prefix, size_t prefix_len,
+		const uint8_t *start, size_t start_len, bool skip_start, store_entry_fn fn, void *ctx)
+{
+	struct store_entry *e = malloc(sizeof(*e));
+	MDB_cursor *c = NULL;
+	MDB_val k = val(start, start_len), v;
+	struct op op;
+	int rc, mrc;
+
+	if (!e)
+		return -ENOMEM;
+	rc = op_begin(s, t, false, &op);
+	if (rc)
+		goto out;
+	rc = mdb_to_err(mdb_cursor_open(op.txn, s->entries, &c));
+	if (rc)
+		goto end;
+	mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (mrc == 0 && skip_start && k.mv_size == start_len && memcmp(k.mv_data, start, start_len) == 0)
+		mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
+			break;
+		rc = entry_from(e, &k, &v);
+		if (rc == 0)
+			rc = fn(ctx, e);
+		if (rc)
+			break;
+	}
+	if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = mdb_to_err(mrc);
+end:
+	if (c)
+		mdb_cursor_close(c);
+	rc = op_end(&op, rc);
+out:
+	free(e);
+	return rc;
+}
+
+int store_entry_list(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		     const char *dir, const char *after, store_entry_fn fn, void *ctx)
+{
+	uint8_t start[ENTRY_KEY_MAX_BYTES];
+	size_t after_len = 0;
+
+	if (dir[0] && store_path_check(dir))
+		return BFS_EBADNAME;
+	if (after) {
+		after_len = strnlen(after, STORE_FILE_NAME_MAX + 1);
+		if (strchr(after, '/') || store_path_check(after))
+			return BFS_EBADNAME;
+		memcpy(start + DIR_KEY_BYTES, after, after_len);
+	}
+	dir_key(start, buddy, dir, strlen(dir));
+	return walk(s, t, start, DIR_KEY_BYTES, start, DIR_KEY_BYTES + after_len, after != NULL, fn, ctx);
+}
+
+int store_entry_foreach(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+			store_entry_fn fn, void *ctx)
+{
+	return walk(s, t, buddy, STORE_PEER_ID_BYTES, buddy, STORE_PEER_ID_BYTES, false, fn, ctx);
+}
+
+/* ---- manifests ---- */
+
+int store_manifest_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+		       const uint8_t *bytes, size_t len)
+{
+	struct op op;
+	int rc;
+
+	if (len == 0)
+		return -EINVAL;
+	if (len > STORE_MANIFEST_MAX_BYTES)
+		return BFS_ETOOBIG;
+	rc = op_begin(s, t, true, &op);
+	if (rc)
+		return rc;
+	return op_end(&op, op_put(&op, s->manifests, hash, STORE_HASH_BYTES, bytes, len));
+}
+
+int store_manifest_get(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+		       uint8_t **out, size_t *len)
+{
+	MDB_val v;
+	struct op op;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	rc = op_begin(s, t, false, &op);
+	if (rc)
+		return rc;
+	rc = db_get(op.txn, s->manifests, hash, STORE_HASH_BYTES, &v);
+	if (rc == 0 && (v.mv_size == 0 || v.mv_size > STORE_MANIFEST_MAX_BYTES))
+		rc = BFS_EMALFORMED;
+	if (rc == 0) {
+		*out = malloc(v.mv_size);
+		if (*out) {
+			memcpy(*out, v.mv_data, v.mv_size);
+			*len = v.mv_size;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	return op_end(&op, rc);
+}
+
+int store_manifest_del(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES])
+{
+	struct op op;
+	int rc = op_begin(s, t, true, &op);
+
+	if (rc)
+		return rc;
+	return op_end(&op, op_del(&op, s->manifests, hash, STORE_HASH_BYTES));
+}
+
+/* ---- blocks ---- */
+
+/* block_read - decode the record of @hash (data borrowed from the txn). */
+static int block_read(struct store *s, MDB_txn *txn, const uint8_t *hash, struct store_block *out)
+{
+	MDB_val v;
+	int rc = db_get(txn, s->blocks, hash, STORE_HASH_BYTES, &v);
+
+	return rc ? rc : store_block_decode(out, v.mv_data, v.mv_size);
+}
+
+/* cache_bytes_sub - take @n from the cache's byte count (never below 0). */
+static int cache_bytes_sub(struct store *s, MDB_txn *txn, uint64_t n)
+{
+	uint64_t bytes;
+	int rc = cache_bytes_get(s, txn, &bytes);
+
+	return rc ? rc : cache_bytes_put(s, txn, bytes - (n < bytes ? n : bytes));
+}
+
+/* uncache - if @hash is a cached block, drop it from the LRU and the byte count. */
+static int uncache(struct op *op, const uint8_t *hash)
+{
+	struct store *s = op->s;
+	struct store_block b;
+	int rc = block_read(s, op->txn, hash, &b);
+
+	if (rc == -ENOENT || rc == BFS_EMALFORMED || rc == BFS_EVERSION)
+		return 0;
+	if (rc || b.kind != STORE_BLOCK_CACHED)
+		return rc;
+	op->dirty = true;
+	rc = lru_forget(s, op->txn, hash);
+	return rc ? rc : cache_bytes_sub(s, op->txn, b.length);
+}
+
+/*
+ * evict_oldest - drop the oldest entry of the LRU index and, when it is
+ * the block's own position there, the cached block too.  Each call removes
+ * one index entry (so a loop of calls ends, whatever the damage).  Returns
+ * 0, or -ENOENT when the index is empty.
+ */
+static int evict_oldest(struct op *op)
+{
+	uint8_t hash[STORE_HASH_BYTES], tick[TICK_BYTES], cur[TICK_BYTES];
+	struct store *s = op->s;
+	struct store_block b;
+	bool valid, cached, damaged;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_to_err(mdb_cursor_open(op->txn, s->lru, &c));
+	if (rc)
+		return rc;
+	rc = mdb_to_err(mdb_cursor_get(c, &k, &v, MDB_FIRST));
+	valid = rc == 0 && k.mv_size == TICK_BYTES && v.mv_size == STORE_HASH_BYTES;
+	if (valid) {
+		memcpy(tick, k.mv_data, TICK_BYTES);
+		memcpy(hash, v.mv_data, STORE_HASH_BYTES);
+	}
+	if (rc == 0) {
+		op->dirty = true;
+		rc = mdb_to_err(mdb_cursor_del(c, 0));
+	}
+	mdb_cursor_close(c);
+	if (rc || !valid)
+		return rc;
+	rc = lru_tick_get(s, op->txn, hash, cur);
+	if (rc == 0 && memcmp(cur, tick, TICK_BYTES) != 0)
+		return 0; /* a stale entry: the block sits younger in the index */
+	if (rc != -ENOENT) {
+		if (rc && rc != BFS_EMALFORMED)
+			return rc;
+		rc = db_del(op->txn, s->lru_hash, hash, STORE_HASH_BYTES);
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
+	rc = block_read(s, op->txn, hash, &b);
+	if (rc && rc != -ENOENT && rc != BFS_EMALFORMED && rc != BFS_EVERSION)
+		return rc;
+	cached = rc == 0 && b.kind == STORE_BLOCK_CACHED;
+	damaged = rc == BFS_EMALFORMED || rc == BFS_EVERSION;
+	rc = 0;
+	if (cached)
+		rc = cache_bytes_sub(s, op->txn, b.length);
+	if (rc == 0 && (cached || damaged))
+		rc = db_del(op->txn, s->blocks, hash, STORE_HASH_BYTES);
+	return rc;
+}
+
+int store_block_cache_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+			  const uint8_t *data, size_t len)
+{
+	struct store_block old;
+	struct buf_writer w;
+	uint64_t bytes;
+	MDB_val k = val(hash, STORE_HASH_BYTES), v;
+	struct op op;
+	int rc;
+
+	if (len == 0)
+		return -EINVAL;
+	if (len > STORE_BLOCK_MAX_BYTES || len > s->cache_limit)
+		return BFS_ETOOBIG;
+	rc = op_begin(s, t, true, &op);
+	if (rc)
+		return rc;
+	rc = block_read(s, op.txn, hash, &old);
+	if (rc == 0) {
+		if (old.kind == STORE_BLOCK_CACHED) {
+			op.dirty = true;
+			rc = lru_set(s, op.txn, hash); /* already here: counts as used */
+		}
+		goto end;
+	}
+	if (rc != -ENOENT && rc != BFS_EMALFORMED && rc != BFS_EVERSION)
+		goto end; /* (a damaged record is replaced) */
+	rc = cache_bytes_get(s, op.txn, &bytes);
+	while (rc == 0 && bytes > s->cache_limit - len) { /* (len <= cache_limit) */
+		rc = evict_oldest(&op);
+		if (rc == 0)
+			rc = cache_bytes_get(s, op.txn, &bytes);
+	}
+	if (rc == -ENOENT) { /* the LRU is empty: the count had drifted */
+		bytes = 0;
+		rc = 0;
+	}
+	if (rc)
+		goto end;
+	/* Write the record straight into LMDB's page: no copy of the block. */
+	v = val(NULL, STORE_BLOCK_CACHED_HEADER_BYTES + len);
+	op.dirty = true;
+	rc = mdb_to_err(mdb_put(op.txn, s->blocks, &k, &v, MDB_RESERVE));
+	if (rc)
+		goto end;
+	buf_writer_init(&w, v.mv_data, v.mv_size);
+	store_block_cached_header(&w, (uint32_t)len);
+	buf_put_bytes(&w, data, len);
+	rc = lru_set(s, op.txn, hash);
+	if (rc == 0)
+		rc = cache_bytes_put(s, op.txn, bytes + len);
+end:
+	return op_end(&op, rc);
+}
+
+int store_block_local_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+			  const char *object, uint64_t offset, uint32_t length)
+{
+	uint8_t rec[STORE_BLOCK_LOCAL_RECORD_MAX_BYTES];
+	struct store_block b = { .kind = STORE_BLOCK_LOCAL, .offset = offset, .length = length };
+	struct op op;
+	long len;
+	int rc;
+
+	rc = store_object_check(object);
+	if (rc)
+		return rc;
+	memcpy(b.object, object, strlen(object));
+	len = store_block_encode(rec, sizeof(rec), &b);
+	if (len < 0)
+		return (int)len;
+	rc = op_begin(s, t, true, &op);
+	if (rc)
+		return rc;
+	rc = uncache(&op, hash);
+	if (rc == 0)
+		rc = op_put(&op, s->blocks, hash, STORE_HASH_BYTES, rec, (size_t)len);
+	return op_end(&op, rc);
+}
+
+int store_block_get(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
+		    struct store_block *out, uint8_t *buf, size_t cap)
+{
+	bool used = false;
+	struct op op;
+	int rc;
+
+	rc = op_begin(s, t, false, &op);
+	if (rc)
+		return rc;
+	rc = block_read(s, op.txn, hash, out);
+	if (rc == 0 && out->kind == STORE_BLOCK_CACHED) {
+		if (buf && cap < out->length) {
+			rc = -ERANGE;
+		} else if (buf) {
+			memcpy(buf, out->data, out->length);
+			used = true;
+		}
+		out->data = NULL; /* it pointed into the transaction */
+	}
+	rc = op_end(&op, rc);
+	if (used)
+		note_touch(s, hash);
+	return rc;
+}
+
+int store_block_del(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES])
+{
+	struct op op;
+	int rc = op_begin(s, t, true, &op);
+
+	if (rc)
+		return rc;
+	rc = uncache(&op, hash);
+	if (rc == 0)
+		rc = op_del(&op, s->blocks, hash, STORE_HASH_BYTES);
+	return op_end(&op, rc);
+}
+
+void store_block_cache_set_limit(struct store *s, uint64_t bytes)
+{
+	s->cache_limit = bytes;
+}
+
+int store_block_cache_usage(struct store *s, uint64_t *bytes, uint64_t *blocks)
+{
+	MDB_stat st;
+	struct op op;
+	int rc;
+
+	*bytes = 0;
+	*blocks = 0;
+	rc = op_begin(s, NULL, false, &op);
+	if (rc)
+		return rc;
+	rc = cache_bytes_get(s, op.txn, bytes);
+	if (rc == 0)
+		rc = mdb_to_err(mdb_stat(op.txn, s->lru, &st));
+	if (rc == 0)
+		*blocks = st.ms_entries;
+	return op_end(&op, rc);
+}
