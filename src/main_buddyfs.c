@@ -1,10 +1,820 @@
 /*
- * main_buddyfs.c - placeholder; the CLI arrives with the identity module.
+ * main_buddyfs.c - the buddyfs command line (DESIGN.md §1).
+ *
+ *   buddyfs [--home DIR] [-v|--verbose] COMMAND [ARGS...]
+ *
+ * A table of commands, each with its own argument parser and help text, as
+ * wireguard-tools' wg.c does it; "buddy" has a table of its own.  Owns the
+ * words and exit statuses users and scripts see: 0 success, 1 the command
+ * failed (one line on stderr says why and what to do next), 2 the command
+ * line is wrong (unknown command or option, a missing or malformed
+ * argument).  Leaves the work to identity (keys, names, the home) and store
+ * (buddies); the daemon commands (mount, umount, status) arrive with it.
  */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-int main(void)
+#include <sodium.h>
+
+#include "buddyfs/err.h"
+#include "buddyfs/identity.h"
+#include "buddyfs/log.h"
+#include "buddyfs/store.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	HELP_SHOWN = -1, /* parse_args() printed a help text: exit 0 */
+};
+
+#define QUOTE_BYTES 160
+
+struct cli {
+	const char *home_opt; /* --home, or NULL */
+	char home[PATH_MAX];  /* resolved by need_home() */
+	int verbose;
+};
+
+struct command {
+	const char *name;
+	int (*run)(struct cli *cli, const struct command *cmd, int argc, char **argv);
+	const char *path;     /* as typed after "buddyfs": "buddy add" */
+	const char *args;     /* the synopsis after the path */
+	const char *summary;  /* one line for the command list */
+	const char *help;     /* the paragraphs under the usage line */
+	const struct command *subs; /* a group: its subcommands, ending in {0} */
+};
+
+/* An option a command takes besides the global ones. */
+struct opt {
+	const char *name;  /* "--id" */
+	char short_name;   /* 'f', or 0 */
+	bool has_value;
+	const char *value; /* out: the value ("" for a flag), NULL if absent */
+};
+
+static const char exit_status_text[] =
+	"Exit status: 0 success; 1 the command failed (one line on stderr says why);\n"
+	"2 the command line is wrong (unknown command or option, a missing or\n"
+	"malformed argument).\n";
+
+static const char name_rules[] = "a name is 1-32 of a-z 0-9 . _ - (upper case is folded), not '.' or '..'";
+
+/*
+ * quote - @s made safe for a one-line message: control bytes as \xNN, cut
+ * to fit @out with "..." (bytes from 0x80 up pass, so UTF-8 stays legible).
+ */
+static const char *quote(char out[static QUOTE_BYTES], const char *s)
 {
-	fprintf(stderr, "buddyfs: not built yet\n");
-	return 1;
+	size_t n = 0;
+
+	for (; *s && n + 8 < QUOTE_BYTES; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			n += (size_t)snprintf(out + n, QUOTE_BYTES - n, "\\x%02x", c);
+		else
+			out[n++] = (char)c;
+	}
+	if (*s)
+		n += (size_t)snprintf(out + n, QUOTE_BYTES - n, "...");
+	out[n] = '\0';
+	return out;
+}
+
+/* ---- help ---- */
+
+static void print_command_list(FILE *f, const struct command *cmds)
+{
+	char left[64];
+
+	for (const struct command *c = cmds; c->name; c++) {
+		if (c->subs) {
+			print_command_list(f, c->subs);
+			continue;
+		}
+		snprintf(left, sizeof(left), "%s %s", c->path, c->args);
+		fprintf(f, "  %-36s %s\n", left, c->summary);
+	}
+}
+
+static void print_command_help(FILE *f, const struct command *cmd)
+{
+	fprintf(f, "usage: buddyfs [--home DIR] [-v] %s %s\n\n%s", cmd->path, cmd->args, cmd->help);
+	if (cmd->subs) {
+		fprintf(f, "\nSubcommands:\n");
+		print_command_list(f, cmd->subs);
+		fprintf(f, "\nSee 'buddyfs %s SUBCOMMAND --help' for each.\n", cmd->path);
+	}
+	fprintf(f, "\nEvery command also takes --home DIR, -v and -h/--help.\n\n%s", exit_status_text);
+}
+
+static void print_usage(FILE *f);
+
+/* ---- arguments ---- */
+
+/*
+ * global_opt - handle --home, -v and -h at @argv[*i]: returns 1 if used
+ * (advancing *i past a value), 0 if not a global option, HELP_SHOWN, or
+ * EXIT_USAGE after a message.
+ */
+static int global_opt(struct cli *cli, const struct command *cmd, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	const char *where = cmd ? cmd->path : NULL;
+
+	if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+		if (cmd)
+			print_command_help(stdout, cmd);
+		else
+			print_usage(stdout);
+		return HELP_SHOWN;
+	}
+	if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 || strcmp(a, "-vv") == 0) {
+		cli->verbose += strcmp(a, "-vv") == 0 ? 2 : 1;
+		log_set_level(cli->verbose >= 2 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+		return 1;
+	}
+	if (strcmp(a, "--home") == 0 || strncmp(a, "--home=", 7) == 0) {
+		const char *dir = a[6] == '=' ? a + 7 : *i + 1 < argc ? argv[++*i] : "";
+
+		if (dir[0] == '\0') {
+			log_error("--home needs a directory (see 'buddyfs%s%s --help')", where ? " " : "",
+				  where ? where : "");
+			return EXIT_USAGE;
+		}
+		cli->home_opt = dir;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * parse_args - read @argv[1..] of @cmd: global options anywhere, @opts
+ * ("--id X", "--id=X", "-f"), and @min_pos to @max_pos positionals into
+ * @pos; "--" ends the options.  Returns 0, HELP_SHOWN, or EXIT_USAGE after
+ * a one-line message.
+ */
+static int parse_args(struct cli *cli, const struct command *cmd, int argc, char **argv, struct opt *opts,
+		      size_t n_opts, const char **pos, int min_pos, int max_pos)
+{
+	char q[QUOTE_BYTES];
+	bool only_pos = false;
+	int n_pos = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		struct opt *o = NULL;
+		const char *value = NULL;
+		int rc;
+
+		if (only_pos || a[0] != '-' || a[1] == '\0') {
+			if (n_pos == max_pos) {
+				log_error("unexpected argument '%s' for 'buddyfs %s' (see 'buddyfs %s "
+					  "--help')", quote(q, a), cmd->path, cmd->path);
+				return EXIT_USAGE;
+			}
+			pos[n_pos++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			only_pos = true;
+			continue;
+		}
+		rc = global_opt(cli, cmd, argc, argv, &i);
+		if (rc == 1)
+			continue;
+		if (rc != 0)
+			return rc;
+		for (size_t k = 0; k < n_opts && !o; k++) {
+			size_t len = strlen(opts[k].name);
+
+			if (strcmp(a, opts[k].name) == 0 ||
+			    (opts[k].short_name && a[1] == opts[k].short_name && a[2] == '\0'))
+				o = &opts[k];
+			else if (opts[k].has_value && strncmp(a, opts[k].name, len) == 0 && a[len] == '=') {
+				o = &opts[k];
+				value = a + len + 1;
+			}
+		}
+		if (!o) {
+			log_error("unknown option '%s' for 'buddyfs %s' (see 'buddyfs %s --help')",
+				  quote(q, a), cmd->path, cmd->path);
+			return EXIT_USAGE;
+		}
+		if (o->has_value && !value) {
+			if (i + 1 >= argc) {
+				log_error("%s needs a value (see 'buddyfs %s --help')", o->name, cmd->path);
+				return EXIT_USAGE;
+			}
+			value = argv[++i];
+		}
+		o->value = o->has_value ? value : "";
+	}
+	if (n_pos < min_pos) {
+		log_error("'buddyfs %s' needs %s (see 'buddyfs %s --help')", cmd->path, cmd->args, cmd->path);
+		return EXIT_USAGE;
+	}
+	for (int k = n_pos; k < max_pos; k++)
+		pos[k] = NULL;
+	return 0;
+}
+
+/* ---- shared steps ---- */
+
+static int need_home(struct cli *cli)
+{
+	char q[QUOTE_BYTES];
+	int rc = identity_home_resolve(cli->home, sizeof(cli->home), cli->home_opt);
+
+	if (rc == -ENOENT) {
+		log_error("no home directory: set HOME or BUDDYFS_HOME, or pass --home DIR");
+		return EXIT_FAIL;
+	}
+	if (rc) {
+		log_error("home directory '%s': %s", quote(q, cli->home_opt ? cli->home_opt : ""),
+			  bfs_strerror(rc));
+		return EXIT_FAIL;
+	}
+	log_info("home %s", cli->home);
+	return 0;
+}
+
+static int load_identity(struct cli *cli, struct identity **id)
+{
+	const char *file = NULL;
+	int rc = need_home(cli);
+
+	if (rc)
+		return rc;
+	rc = identity_load(id, cli->home, &file);
+	if (rc == BFS_ENOIDENT) {
+		log_error("no identity in %s: run 'buddyfs init NAME' first (or pass --home DIR)", cli->home);
+		return EXIT_FAIL;
+	}
+	if (rc && file) {
+		log_error("cannot load the identity in %s: %s: %s (restore the file from a backup, or make "
+			  "a new identity with 'buddyfs --home OTHER_DIR init NAME')", cli->home, file,
+			  bfs_strerror(rc));
+		return EXIT_FAIL;
+	}
+	if (rc) {
+		log_error("cannot load the identity in %s: %s", cli->home, bfs_strerror(rc));
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+static int open_store(struct cli *cli, struct store **s)
+{
+	int rc = store_open(s, cli->home, 0);
+
+	if (rc) {
+		log_error("cannot open the store in %s/store: %s", cli->home, bfs_strerror(rc));
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* check_name - normalize a user name or say why not (EXIT_USAGE). */
+static int check_name(char out[static IDENTITY_NAME_MAX + 1], const char *in, const char *what)
+{
+	char q[QUOTE_BYTES];
+
+	if (identity_name_normalize(out, in) != 0) {
+		log_error("bad %s '%s': %s", what, quote(q, in), name_rules);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- commands ---- */
+
+static int cmd_init(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	struct opt opts[] = { { .name = "--rendezvous", .has_value = true } };
+	char name[IDENTITY_NAME_MAX + 1], host[IDENTITY_HOST_MAX + 1], q[QUOTE_BYTES];
+	char hex[IDENTITY_PEER_ID_HEX_BYTES], addr[IDENTITY_ADDR_TEXT_BYTES];
+	struct identity *id = NULL;
+	const char *pos[1];
+	uint16_t port = 0;
+	int rc;
+
+	rc = parse_args(cli, cmd, argc, argv, opts, 1, pos, 1, 1);
+	if (rc)
+		return rc;
+	rc = check_name(name, pos[0], "name");
+	if (rc)
+		return rc;
+	host[0] = '\0';
+	if (opts[0].value &&
+	    identity_addr_parse(host, &port, opts[0].value, IDENTITY_RDV_DEFAULT_PORT) != 0) {
+		log_error("bad rendezvous '%s': want HOST[:PORT] with a port from 1 to 65535 (default %d), "
+			  "or [IPV6]:PORT", quote(q, opts[0].value), IDENTITY_RDV_DEFAULT_PORT);
+		return EXIT_USAGE;
+	}
+	rc = need_home(cli);
+	if (rc)
+		return rc;
+	rc = identity_create(&id, cli->home, name, host, port);
+	if (rc == -EEXIST) {
+		log_error("%s already holds an identity (see 'buddyfs id'); to make another, pass another "
+			  "home: 'buddyfs --home DIR init %s'", cli->home, name);
+		return EXIT_FAIL;
+	}
+	if (rc) {
+		log_error("cannot make an identity in %s: %s", cli->home, bfs_strerror(rc));
+		return EXIT_FAIL;
+	}
+	identity_peer_id_hex(hex, id->peer_id);
+	printf("peer id %s (%s)\n", hex, id->config.name);
+	if (host[0]) {
+		identity_addr_format(addr, host, port);
+		log_warn("saved the rendezvous %s; registering '%s' there is not built yet in this version",
+			 addr, name);
+	}
+	identity_free(id);
+	return EXIT_OK;
+}
+
+static int cmd_id(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	char hex[IDENTITY_PEER_ID_HEX_BYTES];
+	struct identity *id = NULL;
+	int rc;
+
+	rc = parse_args(cli, cmd, argc, argv, NULL, 0, NULL, 0, 0);
+	if (rc)
+		return rc;
+	rc = load_identity(cli, &id);
+	if (rc)
+		return rc;
+	identity_peer_id_hex(hex, id->peer_id);
+	printf("%s %s\n", id->config.name, hex);
+	identity_free(id);
+	return EXIT_OK;
+}
+
+/*
+ * pin_buddy - make @name a buddy pinned to @peer_id in @s, unless the name is
+ * pinned to another peer id or the peer id is a buddy under another name.
+ * Adding the same pair again changes nothing.  Returns an exit status.
+ */
+static int pin_buddy(struct cli *cli, struct store *s, const char *name,
+		     const uint8_t peer_id[static IDENTITY_PEER_ID_BYTES])
+{
+	char hex[IDENTITY_PEER_ID_HEX_BYTES], other[IDENTITY_PEER_ID_HEX_BYTES];
+	struct store_peer p;
+	int rc;
+
+	identity_peer_id_hex(hex, peer_id);
+	rc = store_peer_by_name(s, name, &p);
+	if (rc == 0 && sodium_memcmp(p.id, peer_id, IDENTITY_PEER_ID_BYTES) != 0) {
+		identity_peer_id_hex(other, p.id);
+		log_error("%s is pinned to %s; remove %s first ('buddyfs buddy remove %s')", name, other,
+			  name, name);
+		return EXIT_FAIL;
+	}
+	if (rc == 0 && p.buddy == STORE_BUDDY_ADDED) {
+		printf("%s %s is a buddy already\n", name, hex);
+		return EXIT_OK;
+	}
+	if (rc == 0 || rc == -ENOENT)
+		rc = store_peer_get(s, peer_id, &p);
+	if (rc == 0 && p.buddy == STORE_BUDDY_ADDED && p.name[0] && strcmp(p.name, name) != 0) {
+		log_error("%s is your buddy '%s' already; remove %s first to rename "
+			  "('buddyfs buddy remove %s')", hex, p.name, p.name, p.name);
+		return EXIT_FAIL;
+	}
+	if (rc == -ENOENT) {
+		memset(&p, 0, sizeof(p));
+		memcpy(p.id, peer_id, sizeof(p.id));
+		rc = 0;
+	}
+	if (rc) {
+		log_error("cannot read the store in %s/store: %s", cli->home, bfs_strerror(rc));
+		return EXIT_FAIL;
+	}
+	/* a peer known but not a buddy (a name looked up) keeps its addresses */
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	p.buddy = STORE_BUDDY_ADDED;
+	p.added = (uint64_t)time(NULL);
+	rc = store_peer_put(s, &p);
+	if (rc == -EEXIST) {
+		log_error("%s was just pinned to another peer id; see 'buddyfs buddy list'", name);
+		return EXIT_FAIL;
+	}
+	if (rc) {
+		log_error("cannot save %s in the store in %s/store: %s", name, cli->home, bfs_strerror(rc));
+		return EXIT_FAIL;
+	}
+	printf("added %s %s (sharing starts once %s adds you too)\n", name, hex, name);
+	return EXIT_OK;
+}
+
+static int cmd_buddy_add(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	struct opt opts[] = { { .name = "--id", .has_value = true } };
+	char name[IDENTITY_NAME_MAX + 1], hex[IDENTITY_PEER_ID_HEX_BYTES], q[QUOTE_BYTES];
+	uint8_t peer_id[IDENTITY_PEER_ID_BYTES];
+	struct identity *me = NULL;
+	struct store *s = NULL;
+	const char *pos[1];
+	int rc;
+
+	rc = parse_args(cli, cmd, argc, argv, opts, 1, pos, 1, 1);
+	if (rc)
+		return rc;
+	rc = check_name(name, pos[0], "buddy name");
+	if (rc)
+		return rc;
+	if (!opts[0].value) {
+		log_error("looking '%s' up needs a rendezvous, which is not built yet in this version: "
+			  "pass --id PEERID (your buddy's 'buddyfs id' shows it)", name);
+		return EXIT_FAIL;
+	}
+	if (identity_peer_id_parse(peer_id, opts[0].value) != 0) {
+		log_error("bad peer id '%s': want 64 hex digits, as 'buddyfs id' prints them",
+			  quote(q, opts[0].value));
+		return EXIT_USAGE;
+	}
+	rc = load_identity(cli, &me);
+	if (rc)
+		return rc;
+	rc = EXIT_FAIL;
+	if (sodium_memcmp(peer_id, me->peer_id, IDENTITY_PEER_ID_BYTES) == 0) {
+		identity_peer_id_hex(hex, peer_id);
+		log_error("%s is your own peer id: a buddy is someone else", hex);
+		goto out;
+	}
+	if (strcmp(name, me->config.name) == 0) {
+		log_error("'%s' is your own name: a buddy has a name of their own", name);
+		goto out;
+	}
+	if (open_store(cli, &s) == 0)
+		rc = pin_buddy(cli, s, name, peer_id);
+out:
+	store_close(s);
+	identity_free(me);
+	return rc;
+}
+
+static int cmd_buddy_remove(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	char name[IDENTITY_NAME_MAX + 1];
+	struct identity *me = NULL;
+	struct store *s = NULL;
+	struct store_peer p;
+	const char *pos[1];
+	int rc;
+
+	rc = parse_args(cli, cmd, argc, argv, NULL, 0, pos, 1, 1);
+	if (rc)
+		return rc;
+	rc = check_name(name, pos[0], "buddy name");
+	if (rc)
+		return rc;
+	rc = load_identity(cli, &me);
+	if (rc)
+		return rc;
+	rc = EXIT_FAIL;
+	if (open_store(cli, &s))
+		goto out;
+	rc = store_peer_by_name(s, name, &p);
+	if (rc == -ENOENT) {
+		log_error("%s is not a buddy (see 'buddyfs buddy list')", name);
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (rc == 0)
+		rc = store_peer_del(s, p.id);
+	if (rc) {
+		log_error("cannot remove %s from the store in %s/store: %s", name, cli->home,
+			  bfs_strerror(rc));
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	printf("removed %s\n", name);
+	rc = EXIT_OK;
+out:
+	store_close(s);
+	identity_free(me);
+	return rc;
+}
+
+struct buddy_rows {
+	struct store_peer *rows;
+	size_t n, cap;
+};
+
+static int collect_buddy(void *ctx, const struct store_peer *p)
+{
+	struct buddy_rows *b = ctx;
+
+	if (p->buddy != STORE_BUDDY_ADDED)
+		return 0;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct store_peer *rows = realloc(b->rows, cap * sizeof(*rows));
+
+		if (!rows)
+			return -ENOMEM;
+		b->rows = rows;
+		b->cap = cap;
+	}
+	b->rows[b->n++] = *p;
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct store_peer *)a)->name, ((const struct store_peer *)b)->name);
+}
+
+static int cmd_buddy_list(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	char hex[IDENTITY_PEER_ID_HEX_BYTES];
+	struct buddy_rows b = { 0 };
+	struct identity *me = NULL;
+	struct store *s = NULL;
+	int width = 4, rc;
+
+	rc = parse_args(cli, cmd, argc, argv, NULL, 0, NULL, 0, 0);
+	if (rc)
+		return rc;
+	rc = load_identity(cli, &me);
+	if (rc)
+		return rc;
+	rc = EXIT_FAIL;
+	if (open_store(cli, &s))
+		goto out;
+	rc = store_peer_foreach(s, collect_buddy, &b);
+	if (rc) {
+		log_error("cannot list the buddies in %s/store: %s", cli->home, bfs_strerror(rc));
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (b.n > 1)
+		qsort(b.rows, b.n, sizeof(*b.rows), by_name);
+	for (size_t i = 0; i < b.n; i++)
+		if ((int)strlen(b.rows[i].name) > width)
+			width = (int)strlen(b.rows[i].name);
+	/* Presence, address and path come from the daemon; offline until it exists. */
+	printf("%-*s  %-64s  %-7s  %-8s  %-7s  %s\n", width, "NAME", "PEERID", "SHARING", "PRESENCE",
+	       "ADDRESS", "PATH");
+	for (size_t i = 0; i < b.n; i++) {
+		identity_peer_id_hex(hex, b.rows[i].id);
+		printf("%-*s  %-64s  %-7s  %-8s  %-7s  %s\n", width, b.rows[i].name, hex,
+		       b.rows[i].mutual ? "mutual" : "pending", "offline", "-", "-");
+	}
+	rc = EXIT_OK;
+out:
+	free(b.rows);
+	store_close(s);
+	identity_free(me);
+	return rc;
+}
+
+/* The daemon commands: their arguments parse, the daemon is not there yet. */
+static int cmd_daemon(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	struct opt opts[] = {
+		{ .name = "--foreground", .short_name = 'f' },
+		{ .name = "--options", .short_name = 'o', .has_value = true },
+	};
+	const char *pos[1];
+	bool is_mount = strcmp(cmd->name, "mount") == 0;
+	int n_pos = strcmp(cmd->name, "status") == 0 ? 0 : 1;
+	int rc;
+
+	rc = parse_args(cli, cmd, argc, argv, opts, is_mount ? 2 : 0, pos, n_pos, n_pos);
+	if (rc)
+		return rc;
+	log_error("'buddyfs %s' needs the buddyfs daemon, which is not built yet in this version", cmd->name);
+	return EXIT_FAIL;
+}
+
+static int run_group(struct cli *cli, const struct command *cmds, const struct command *group, int argc,
+		     char **argv);
+
+static int cmd_group(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	return run_group(cli, cmd->subs, cmd, argc, argv);
+}
+
+static int cmd_help(struct cli *cli, const struct command *cmd, int argc, char **argv);
+
+static const struct command buddy_commands[] = {
+	{
+		.name = "add", .run = cmd_buddy_add, .path = "buddy add", .args = "NAME --id PEERID",
+		.summary = "pin a buddy's name to their peer id",
+		.help = "Adds NAME as a buddy and pins the name to PEERID (64 hex digits: what\n"
+			"'buddyfs id' prints on your buddy's machine).  Sharing starts once\n"
+			"your buddy adds you too.  Adding the same name and peer id again does\n"
+			"nothing; a name pinned to another peer id must be removed first.\n"
+			"Looking a name up without --id needs a rendezvous, which is not built\n"
+			"yet in this version.\n"
+			"\n"
+			"  --id PEERID   the buddy's peer id\n",
+	},
+	{
+		.name = "remove", .run = cmd_buddy_remove, .path = "buddy remove", .args = "NAME",
+		.summary = "forget a buddy",
+		.help = "Removes NAME and its pinned peer id from your buddies.\n",
+	},
+	{
+		.name = "list", .run = cmd_buddy_list, .path = "buddy list", .args = "",
+		.summary = "list buddies and their state",
+		.help = "Prints a header line, then one line per buddy, sorted by name:\n"
+			"  NAME      the buddy's name\n"
+			"  PEERID    the pinned peer id (64 hex digits)\n"
+			"  SHARING   mutual (both added each other) or pending\n"
+			"  PRESENCE  online or offline (offline while no daemon runs)\n"
+			"  ADDRESS   the address of the session, or -\n"
+			"  PATH      direct or relayed, or -\n",
+	},
+	{ 0 },
+};
+
+static const struct command commands[] = {
+	{
+		.name = "init", .run = cmd_init, .path = "init", .args = "NAME [--rendezvous HOST:PORT]",
+		.summary = "make a new identity in the home directory",
+		.help = "Makes the home directory (mode 0700), a new Ed25519 key pair, its\n"
+			"certificate and your peer id (SHA-256 of the certificate), and prints\n"
+			"  peer id PEERID (NAME)\n"
+			"NAME: 1-32 of a-z 0-9 . _ - (upper case is folded to lower), not '.'\n"
+			"or '..'.  An existing identity is never overwritten: use another\n"
+			"--home for another identity.\n"
+			"\n"
+			"  --rendezvous HOST:PORT   the rendezvous server to use (port 1935 if\n"
+			"                           left out; [IPV6]:PORT for IPv6).  It is\n"
+			"                           saved; registering NAME there is not built\n"
+			"                           yet in this version.\n",
+	},
+	{
+		.name = "id", .run = cmd_id, .path = "id", .args = "",
+		.summary = "print your name and peer id",
+		.help = "Prints 'NAME PEERID': give both to your buddies.\n",
+	},
+	{
+		.name = "buddy", .run = cmd_group, .path = "buddy", .args = "SUBCOMMAND [ARGS...]",
+		.summary = "manage buddies",
+		.help = "Manages the people you share a folder with.\n",
+		.subs = buddy_commands,
+	},
+	{
+		.name = "mount", .run = cmd_daemon, .path = "mount", .args = "DIR [-f] [-o OPTS]",
+		.summary = "start the daemon and mount (not built yet)",
+		.help = "Starts the daemon and mounts your buddies' folders on DIR.  Not built\n"
+			"yet in this version: it says so and exits 1.\n"
+			"\n"
+			"  -f, --foreground        stay in the foreground\n"
+			"  -o, --options OPTS      mount options\n",
+	},
+	{
+		.name = "umount", .run = cmd_daemon, .path = "umount", .args = "DIR",
+		.summary = "unmount DIR and stop the daemon (not built yet)",
+		.help = "Unmounts DIR cleanly; the daemon exits.  Not built yet in this\n"
+			"version: it says so and exits 1.\n",
+	},
+	{
+		.name = "status", .run = cmd_daemon, .path = "status", .args = "",
+		.summary = "the running daemon's view (not built yet)",
+		.help = "Shows the running daemon's session, buddies online, direct or relayed\n"
+			"paths and transfers.  Not built yet in this version: it says so and\n"
+			"exits 1.\n",
+	},
+	{
+		.name = "help", .run = cmd_help, .path = "help", .args = "[COMMAND [SUBCOMMAND]]",
+		.summary = "help for buddyfs or a command",
+		.help = "Prints the help of buddyfs, of COMMAND, or of COMMAND SUBCOMMAND;\n"
+			"'buddyfs COMMAND --help' does the same.\n",
+	},
+	{ 0 },
+};
+
+static void print_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: buddyfs [--home DIR] [-v|--verbose] COMMAND [ARGS...]\n"
+		"\n"
+		"buddyfs shares one folder with each of your buddies, peer to peer over\n"
+		"RTMFP (RFC 7016).  Each buddy directory is the folder two people share.\n"
+		"\n"
+		"Commands:\n");
+	print_command_list(f, commands);
+	fprintf(f,
+		"\n"
+		"Options:\n"
+		"  --home DIR      the home directory that holds the identity and the store\n"
+		"                  (default: $BUDDYFS_HOME, else $XDG_DATA_HOME/buddyfs,\n"
+		"                  else ~/.local/share/buddyfs)\n"
+		"  -v, --verbose   more messages on stderr (twice for debug)\n"
+		"  -h, --help      this help; 'buddyfs COMMAND --help' for a command\n"
+		"\n%s",
+		exit_status_text);
+}
+
+static const struct command *find(const struct command *cmds, const char *name)
+{
+	for (const struct command *c = cmds; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static int cmd_help(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	const char *pos[2];
+	const struct command *c, *sub;
+	char q[QUOTE_BYTES];
+	int rc;
+
+	rc = parse_args(cli, cmd, argc, argv, NULL, 0, pos, 0, 2);
+	if (rc)
+		return rc;
+	if (!pos[0]) {
+		print_usage(stdout);
+		return EXIT_OK;
+	}
+	c = find(commands, pos[0]);
+	if (!c) {
+		log_error("no command '%s' (see 'buddyfs --help')", quote(q, pos[0]));
+		return EXIT_USAGE;
+	}
+	if (pos[1]) {
+		sub = c->subs ? find(c->subs, pos[1]) : NULL;
+		if (!sub) {
+			log_error("no command '%s %s' (see 'buddyfs %s --help')", c->name, quote(q, pos[1]),
+				  c->name);
+			return EXIT_USAGE;
+		}
+		c = sub;
+	}
+	print_command_help(stdout, c);
+	return EXIT_OK;
+}
+
+/*
+ * run_group - global options, then the name of a command from @cmds and its
+ * arguments.  @group is the command that owns @cmds, NULL at the top.
+ */
+static int run_group(struct cli *cli, const struct command *cmds, const struct command *group, int argc,
+		     char **argv)
+{
+	const char *where = group ? group->path : "", *sp = group ? " " : "";
+	const struct command *c;
+	char q[QUOTE_BYTES];
+	int i, rc;
+
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+		rc = global_opt(cli, group, argc, argv, &i);
+		if (rc == 1)
+			continue;
+		if (rc != 0)
+			return rc;
+		log_error("unknown option '%s' (see 'buddyfs%s%s --help')", quote(q, argv[i]), sp, where);
+		return EXIT_USAGE;
+	}
+	if (i == argc) {
+		if (group)
+			log_error("'buddyfs %s' needs a subcommand (see 'buddyfs %s --help')", where, where);
+		else
+			print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	c = find(cmds, argv[i]);
+	if (!c) {
+		log_error("unknown command '%s%s%s' (see 'buddyfs%s%s --help')", where, sp, quote(q, argv[i]),
+			  sp, where);
+		return EXIT_USAGE;
+	}
+	return c->run(cli, c, argc - i, argv + i);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	int rc;
+
+	log_init("buddyfs");
+	if (identity_crypto_init() != 0) {
+		log_error("libsodium failed to start");
+		return EXIT_FAIL;
+	}
+	rc = run_group(&cli, commands, NULL, argc, argv);
+	if (rc == HELP_SHOWN)
+		rc = EXIT_OK;
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		log_error("cannot write to standard output: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	return rc;
 }
