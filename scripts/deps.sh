@@ -5,7 +5,7 @@ set -eu
 
 PKGS="gcc make pkg-config libfuse3-dev fuse3 libsodium-dev liblmdb-dev
 clang libclang-rt-dev valgrind nftables iproute2 util-linux procps psmisc
-coreutils"
+coreutils python3"
 
 missing=""
 for p in $PKGS; do
