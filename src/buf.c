@@ -213,6 +213,8 @@ static bool grow(struct buf_writer *w, size_t n)
 
 	if (n > w->max - w->len)
 		return false;
+	if (want > w->max)
+		want = w->max; /* cap bounds every put (room() checks cap only) */
 	while (want - w->len < n)
 		want = want > w->max / 2 ? w->max : want * 2;
 	p = realloc(w->base, want);

@@ -363,10 +363,12 @@ static int sodium_cert_verify(const struct rtmfp_crypto_cert *cert, enum rtmfp_c
 
 static int sodium_key_new(struct rtmfp_crypto *c, struct rtmfp_crypto_key **out)
 {
-	struct sodium_key *k = calloc(1, sizeof(*k));
+	/* libsodium's hash state wants 64-byte alignment; malloc gives 16 */
+	struct sodium_key *k = aligned_alloc(_Alignof(struct sodium_key), sizeof(*k));
 
 	if (!k)
 		return -ENOMEM;
+	memset(k, 0, sizeof(*k));
 	k->base.profile = c;
 	*out = &k->base;
 	return 0;

@@ -92,6 +92,30 @@ T_CASE(writer_dynamic)
 	buf_writer_free(&w);
 }
 
+/* A limit below the first allocation (256 bytes) holds too. */
+T_CASE(writer_dynamic_small_max)
+{
+	struct buf_writer w;
+	uint8_t blob[300] = { 0 };
+
+	buf_writer_init_dynamic(&w, 10);
+	T_CHECK(buf_put_bytes(&w, blob, 5));
+	T_CHECK(!buf_put_bytes(&w, blob, 6)); /* 11 > 10 */
+	T_CHECK_EQ_INT(buf_writer_len(&w), 5);
+	buf_writer_rollback(&w, 5);
+	T_CHECK(buf_put_bytes(&w, blob, 5));
+	T_CHECK(!buf_put_u8(&w, 1));
+	buf_writer_free(&w);
+	buf_writer_init_dynamic(&w, 100);
+	T_CHECK(buf_put_u8(&w, 1));
+	T_CHECK(!buf_put_bytes(&w, blob, 200));
+	buf_writer_rollback(&w, 1);
+	T_CHECK(buf_put_bytes(&w, blob, 99));
+	T_CHECK(!buf_put_u8(&w, 1));
+	T_CHECK(buf_writer_len(&w) <= 100);
+	buf_writer_free(&w);
+}
+
 T_CASE(hex)
 {
 	uint8_t in[3] = { 0x00, 0xa5, 0xff }, back[3];
@@ -119,6 +143,7 @@ int main(void)
 	T_RUN(reader_bounds);
 	T_RUN(writer_fixed_and_rollback);
 	T_RUN(writer_dynamic);
+	T_RUN(writer_dynamic_small_max);
 	T_RUN(hex);
 	T_RUN(strerror_covers_range);
 	return t_done();
