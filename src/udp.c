@@ -29,8 +29,7 @@
 #define SEND_BATCH 64
 #define GSO_MAX_BYTES 65000      /* stay under the 64 KiB IP datagram limit */
 #define RECV_BATCH 16
-#define RECV_GRO_BYTES 65536
-#define RECV_PLAIN_BYTES 2048
+#define RECV_BYTES 65536 /* any UDP datagram, or a GRO batch, fits whole */
 #define SOCKET_BUFFER_BYTES (8 << 20) /* room for bursts at a few Gbit/s */
 
 struct queued {
@@ -226,7 +225,7 @@ int udp_open(struct udp_sock **out, const struct sockaddr_storage *addr)
 	/* GSO is asked per send; probe that the option exists at all. */
 	s->gso = setsockopt(s->fd, IPPROTO_UDP, UDP_SEGMENT, &zero, sizeof(zero)) == 0;
 	s->gro = setsockopt(s->fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
-	s->rx_size = s->gro ? RECV_GRO_BYTES : RECV_PLAIN_BYTES;
+	s->rx_size = RECV_BYTES;
 	s->arena = malloc(QUEUE_ARENA_BYTES);
 	s->queue = calloc(QUEUE_MAX, sizeof(*s->queue));
 	s->rx = malloc(RECV_BATCH * s->rx_size);
@@ -465,6 +464,10 @@ int udp_recv(struct udp_sock *s, udp_recv_fn *fn, void *ctx)
 		size_t seg = (size_t)gro_size(&msgs[i].msg_hdr);
 		struct sockaddr_storage src;
 
+		if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			s->stats.rx_dropped++; /* cannot happen with 64 KiB buffers; never parse a cut datagram */
+			continue;
+		}
 		if (seg == 0 || seg > left)
 			seg = left;
 		to_family(&src, &from[i], AF_INET);

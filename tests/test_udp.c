@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include "buddyfs/udp.h"
 
@@ -233,6 +234,36 @@ T_CASE(queue_overflow_flushes)
 	udp_close(rx);
 }
 
+T_CASE(large_datagram_arrives_whole)
+{
+	struct udp_sock *tx = NULL, *rx = NULL;
+	struct sockaddr_storage to;
+	struct udp_stats st;
+	struct sink k = { 0 };
+	uint8_t big[60000] = { 0 }, small[8];
+	int fd;
+
+	T_CHECK_EQ_INT(open_local(&rx, "127.0.0.1:0"), 0);
+	T_CHECK_EQ_INT(open_local(&tx, "127.0.0.1:0"), 0);
+	udp_set_offload(rx, false);
+	T_CHECK_EQ_INT(udp_local(rx, &to), 0);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	T_CHECK(fd >= 0);
+	T_CHECK(sendto(fd, big, sizeof(big), 0, (struct sockaddr *)&to, sizeof(struct sockaddr_in)) ==
+		(ssize_t)sizeof(big));
+	close(fd);
+	fill(small, sizeof(small), 0);
+	T_CHECK_EQ_INT(udp_send(tx, &to, small, sizeof(small)), 0);
+	T_CHECK_EQ_INT(udp_flush(tx), 0);
+	drain(rx, &k, 2);
+	udp_get_stats(rx, &st);
+	T_CHECK_EQ_INT(k.count, 2);
+	T_CHECK_EQ_INT(k.bytes, sizeof(big) + sizeof(small)); /* nothing cut short */
+	T_CHECK_EQ_INT(st.rx_dropped, 0);
+	udp_close(tx);
+	udp_close(rx);
+}
+
 int main(void)
 {
 	T_RUN(addr_parse_format);
@@ -241,5 +272,6 @@ int main(void)
 	T_RUN(two_destinations_and_v6_socket);
 	T_RUN(drop_switch_and_limits);
 	T_RUN(queue_overflow_flushes);
+	T_RUN(large_datagram_arrives_whole);
 	return t_done();
 }
