@@ -2,11 +2,16 @@
  * identity.c - key pair, certificate, peer id, names and the identity files
  * of a home directory (see identity.h; byte layouts in docs/PROTOCOL.md).
  *
- * Files are written atomically: a temporary file made with O_EXCL, fsync,
- * then rename (or link, for the key file, which must never replace another)
- * and an fsync of the directory.  Secrets stay in sodium_malloc() memory or
- * in stack buffers that are wiped before every return.
+ * Files are written atomically: a temporary file with a random name made
+ * with O_EXCL, fsync, then rename (or link, for the key file, which must
+ * never replace another) and an fsync of the directory.  Everything in the
+ * home is reached through the home's directory fd (openat, fstatat,
+ * renameat, linkat) and opened with O_NOFOLLOW; the home itself is opened
+ * with O_NOFOLLOW and must belong to the effective user.  Secrets stay in
+ * sodium_malloc() memory or in stack buffers that are wiped before every
+ * return.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -126,6 +131,57 @@ int identity_verify(const uint8_t *cert, size_t cert_len, const uint8_t sig[stat
 	if (rc)
 		return rc;
 	if (crypto_sign_verify_detached(sig, msg, len, pk) != 0)
+		return BFS_EBADSIG;
+	return 0;
+}
+
+/* sign_ctx_start - begin an Ed25519ph state over "len(ctx) || ctx"; false for a bad @ctx. */
+static bool sign_ctx_start(crypto_sign_state *st, const char *ctx)
+{
+	size_t n = strnlen(ctx, IDENTITY_SIGN_CTX_MAX_BYTES + 1);
+	uint8_t n8 = (uint8_t)n;
+
+	if (n == 0 || n > IDENTITY_SIGN_CTX_MAX_BYTES)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (ctx[i] < 0x20 || ctx[i] > 0x7e)
+			return false;
+	}
+	crypto_sign_init(st);
+	crypto_sign_update(st, &n8, 1);
+	crypto_sign_update(st, (const uint8_t *)ctx, n);
+	return true;
+}
+
+int identity_sign_ctx(uint8_t sig[static IDENTITY_SIGNATURE_BYTES], const struct identity *id,
+		      const char *ctx, const uint8_t *msg, size_t len)
+{
+	crypto_sign_state st;
+
+	if (!sign_ctx_start(&st, ctx)) {
+		memset(sig, 0, IDENTITY_SIGNATURE_BYTES);
+		return -EINVAL;
+	}
+	crypto_sign_update(&st, msg, len);
+	crypto_sign_final_create(&st, sig, NULL, id->secret_key);
+	sodium_memzero(&st, sizeof(st));
+	return 0;
+}
+
+int identity_verify_ctx(const uint8_t *cert, size_t cert_len,
+			const uint8_t sig[static IDENTITY_SIGNATURE_BYTES], const char *ctx,
+			const uint8_t *msg, size_t len)
+{
+	uint8_t pk[IDENTITY_PUBLIC_KEY_BYTES];
+	crypto_sign_state st;
+	int rc = identity_cert_parse(pk, cert, cert_len);
+
+	if (rc)
+		return rc;
+	if (!sign_ctx_start(&st, ctx))
+		return -EINVAL;
+	crypto_sign_update(&st, msg, len);
+	if (crypto_sign_final_verify(&st, sig, pk) != 0)
 		return BFS_EBADSIG;
 	return 0;
 }
@@ -409,11 +465,43 @@ int identity_home_resolve(char *out, size_t cap, const char *opt)
 	return -ENOENT;
 }
 
-/* mkdir_p - make @path and its missing parents, each mode 0700. */
+/*
+ * sync_parent - fsync the directory that holds @path, so that a new entry
+ * @path survives a crash.
+ */
+static int sync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	size_t n;
+	int fd, rc = join(dir, sizeof(dir), path, "");
+
+	if (rc)
+		return rc;
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	while (n > 0 && dir[n - 1] != '/')
+		n--;
+	if (n == 0)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		dir[n > 1 ? n - 1 : 1] = '\0'; /* keep "/" for a child of the root */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = fsync(fd) != 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+/*
+ * mkdir_p - make @path and its missing parents, each mode 0700, and fsync
+ * the parent of each directory made.  A last component that exists (as
+ * anything, a symbolic link too) is left for open_home() to judge.
+ */
 static int mkdir_p(const char *path)
 {
 	char buf[PATH_MAX];
-	struct stat st;
 	int rc = join(buf, sizeof(buf), path, "");
 
 	if (rc)
@@ -426,15 +514,66 @@ static int mkdir_p(const char *path)
 		char saved = *p;
 
 		*p = '\0';
-		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		if (mkdir(buf, 0700) == 0) {
+			rc = sync_parent(buf);
+			if (rc)
+				return rc;
+		} else if (errno != EEXIST) {
 			return -errno;
+		}
 		*p = saved;
 		if (saved == '\0')
 			break;
 	}
-	if (stat(path, &st) != 0)
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	return 0;
+}
+
+/* Temporary files: "." FILE TMP_INFIX and 2 * TMP_RANDOM_BYTES hex digits. */
+#define TMP_INFIX ".tmp."
+#define TMP_RANDOM_BYTES 8
+#define TMP_TRIES 16
+#define TMP_NAME_BYTES 64
+
+/*
+ * is_our_tmp - whether @entry is named like a temporary file of ours (any
+ * suffix, so the pid-named files of older versions count too).
+ */
+static bool is_our_tmp(const char *entry)
+{
+	static const char *const files[] = { IDENTITY_KEY_FILE, IDENTITY_CERT_FILE, IDENTITY_CONFIG_FILE };
+
+	if (entry[0] != '.')
+		return false;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		size_t n = strlen(files[i]);
+
+		if (strncmp(entry + 1, files[i], n) == 0 &&
+		    strncmp(entry + 1 + n, TMP_INFIX, strlen(TMP_INFIX)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * open_tmp - make a new temporary file for @name in @dirfd with a random
+ * suffix and O_EXCL, trying again on a clash.  Its name goes to @tmp.
+ * Returns the fd or -errno.
+ */
+static int open_tmp(char tmp[static TMP_NAME_BYTES], int dirfd, const char *name, mode_t mode)
+{
+	uint8_t rnd[TMP_RANDOM_BYTES];
+	char hex[2 * TMP_RANDOM_BYTES + 1];
+	int fd = -1;
+
+	for (int i = 0; i < TMP_TRIES; i++) {
+		randombytes_buf(rnd, sizeof(rnd));
+		buf_hex(hex, rnd, sizeof(rnd));
+		snprintf(tmp, TMP_NAME_BYTES, ".%s" TMP_INFIX "%s", name, hex);
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	return fd >= 0 ? fd : -errno;
 }
 
 /*
@@ -445,14 +584,13 @@ static int mkdir_p(const char *path)
 static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
 			bool no_clobber)
 {
-	char tmp[64];
+	char tmp[TMP_NAME_BYTES];
 	const uint8_t *p = data;
 	int fd, rc = 0;
 
-	snprintf(tmp, sizeof(tmp), ".%s.tmp.%ld", name, (long)getpid());
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	fd = open_tmp(tmp, dirfd, name, mode);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fchmod(fd, mode) != 0)
 		goto fail;
 	while (len > 0) {
@@ -494,25 +632,25 @@ fail:
 }
 
 /*
- * read_small - read all of @name in @dirfd into @buf (at most @cap bytes).
- * Returns the length, -errno, or BFS_EMALFORMED for a file that is not
- * regular or is larger than @cap.  *mode gets the file's permission bits.
+ * read_small - read all of @name in @dirfd into @buf (at most @cap bytes),
+ * never through a symbolic link (-ELOOP).  Returns the length, -errno, or
+ * BFS_EMALFORMED for a file that is not regular or is larger than @cap.
+ * *st gets the file's status.
  */
-static long read_small(int dirfd, const char *name, uint8_t *buf, size_t cap, mode_t *mode)
+static long read_small(int dirfd, const char *name, uint8_t *buf, size_t cap, struct stat *st)
 {
-	struct stat st;
 	size_t len = 0;
 	long rc;
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
+	/* O_NONBLOCK: a FIFO must not block us */
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) != 0) {
+	if (fstat(fd, st) != 0) {
 		rc = -errno;
 		goto out;
 	}
-	*mode = st.st_mode & 07777;
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		rc = BFS_EMALFORMED;
 		goto out;
 	}
@@ -558,20 +696,123 @@ void identity_free(struct identity *id)
 		sodium_free(id); /* wipes the whole allocation */
 }
 
-/* open_home - open @home as a directory; BFS_ENOIDENT when it is missing. */
+/*
+ * open_home - open @home as a directory, not through a symbolic link, and
+ * check that it is ours.  Returns the fd, BFS_ENOIDENT when @home is
+ * missing, -ELOOP (a symbolic link) or -EPERM (another owner), each logged,
+ * or -errno.
+ */
 static int open_home(const char *home)
 {
-	int fd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	int fd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (fd < 0)
-		return errno == ENOENT ? BFS_ENOIDENT : -errno;
+	if (fd < 0) {
+		int rc = -errno;
+
+		if (rc == -ENOENT)
+			return BFS_ENOIDENT;
+		if ((rc == -ELOOP || rc == -ENOTDIR) && lstat(home, &st) == 0 && S_ISLNK(st.st_mode)) {
+			log_error("%s is a symbolic link; buddyfs wants a real directory as its home: "
+				  "pass the link's target or another directory with --home", home);
+			return -ELOOP;
+		}
+		return rc;
+	}
+	if (fstat(fd, &st) != 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	if (st.st_uid != geteuid()) {
+		log_error("%s belongs to uid %u, not to you (uid %u): pass a directory of your own with --home",
+			  home, (unsigned)st.st_uid, (unsigned)geteuid());
+		close(fd);
+		return -EPERM;
+	}
 	return fd;
+}
+
+/* entry_is_ours - whether @name in @dirfd is a file a buddyfs home may hold before its key file. */
+static bool entry_is_ours(int dirfd, const char *name)
+{
+	uint8_t buf[IDENTITY_CONFIG_MAX_BYTES], pk[IDENTITY_PUBLIC_KEY_BYTES];
+	struct identity_config c;
+	struct stat st;
+	long n;
+	int rc;
+
+	if (strcmp(name, "store") == 0)
+		return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+	if (strcmp(name, IDENTITY_CERT_FILE) == 0) {
+		n = read_small(dirfd, name, buf, IDENTITY_CERT_BYTES, &st);
+		rc = n < 0 ? (int)n : identity_cert_parse(pk, buf, (size_t)n);
+		return rc == 0; /* any first byte but 0x01 would be "another version" */
+	}
+	if (strcmp(name, IDENTITY_CONFIG_FILE) == 0) {
+		n = read_small(dirfd, name, buf, sizeof(buf), &st);
+		rc = n < 0 ? (int)n : identity_config_decode(&c, buf, (size_t)n);
+		return rc == 0 || rc == BFS_EVERSION;
+	}
+	return false;
+}
+
+/* printable - @in with every byte outside 0x20-0x7e as '?', cut to fit @out. */
+static void printable(char *out, size_t cap, const char *in)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < cap && in[i]; i++)
+		out[i] = (in[i] >= 0x20 && in[i] <= 0x7e) ? in[i] : '?';
+	out[i] = '\0';
+}
+
+/*
+ * scan_home - with the home's lock held: remove our stale temporary files
+ * and put in @foreign (cap bytes, printable) the first entry that a buddyfs
+ * home would not hold ("" if none).  Returns 0 or -errno.
+ */
+static int scan_home(int dirfd, const char *home, char *foreign, size_t cap)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int rc = 0, fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	foreign[0] = '\0';
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	while ((errno = 0, e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		/* only identity_create() writes them, and it holds the lock we hold */
+		if (is_our_tmp(name) && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && unlinkat(dirfd, name, 0) == 0) {
+			log_info("removed the stale temporary file %s/%s", home, name);
+			continue;
+		}
+		if (!foreign[0] && !entry_is_ours(dirfd, name))
+			printable(foreign, cap, name);
+	}
+	if (errno)
+		rc = -errno;
+	closedir(d);
+	return rc;
 }
 
 int identity_create(struct identity **out, const char *home, const char *name, const char *rdv_host,
 		    uint16_t rdv_port)
 {
-	char folded[IDENTITY_NAME_MAX + 1];
+	char folded[IDENTITY_NAME_MAX + 1], foreign[NAME_MAX + 1];
 	uint8_t key_file[IDENTITY_KEY_FILE_BYTES], config[IDENTITY_CONFIG_MAX_BYTES];
 	struct identity *id = NULL;
 	struct buf_writer w;
@@ -589,7 +830,25 @@ int identity_create(struct identity **out, const char *home, const char *name, c
 		return rc;
 	dirfd = open_home(home);
 	if (dirfd < 0)
-		return dirfd;
+		return dirfd == BFS_ENOIDENT ? -ENOENT : dirfd; /* removed under us */
+	/* Two inits at once: the second waits here, then finds the key file. */
+	if (flock(dirfd, LOCK_EX) != 0)
+		goto fail_errno;
+	rc = scan_home(dirfd, home, foreign, sizeof(foreign));
+	if (rc)
+		goto out;
+	if (fstatat(dirfd, IDENTITY_KEY_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (errno != ENOENT)
+		goto fail_errno;
+	if (foreign[0]) {
+		log_error("%s is not empty and does not look like a buddyfs home (it holds '%s'): pass a new "
+			  "or empty directory with --home", home, foreign);
+		rc = -ENOTEMPTY;
+		goto out;
+	}
 	if (fstat(dirfd, &st) != 0)
 		goto fail_errno;
 	if ((st.st_mode & 07777) != 0700) {
@@ -597,15 +856,6 @@ int identity_create(struct identity **out, const char *home, const char *name, c
 			goto fail_errno;
 		log_info("set the mode of %s to 0700 (was %04o)", home, (unsigned)(st.st_mode & 07777));
 	}
-	/* Two inits at once: the second waits here, then finds the key file. */
-	if (flock(dirfd, LOCK_EX) != 0)
-		goto fail_errno;
-	if (fstatat(dirfd, IDENTITY_KEY_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		rc = -EEXIST;
-		goto out;
-	}
-	if (errno != ENOENT)
-		goto fail_errno;
 
 	id = identity_alloc();
 	if (!id) {
@@ -654,7 +904,7 @@ int identity_load(struct identity **out, const char *home, const char **failed_f
 	uint8_t buf[FILE_READ_MAX_BYTES];
 	const char *file = NULL;
 	struct identity *id = NULL;
-	mode_t mode;
+	struct stat st;
 	long n;
 	int dirfd, rc;
 
@@ -671,20 +921,25 @@ int identity_load(struct identity **out, const char *home, const char **failed_f
 	}
 
 	file = IDENTITY_KEY_FILE;
-	n = read_small(dirfd, file, buf, IDENTITY_KEY_FILE_BYTES, &mode);
+	n = read_small(dirfd, file, buf, IDENTITY_KEY_FILE_BYTES, &st);
 	if (n < 0) {
 		rc = n == -ENOENT ? BFS_ENOIDENT : (int)n;
 		goto out;
 	}
-	if (mode & 077)
-		log_warn("%s/%s can be read by others (mode %04o): chmod 600 it", home, file, (unsigned)mode);
+	if (st.st_mode & 077) {
+		/* like OpenSSH: a secret key others may read is not used */
+		log_error("%s/%s has mode %04o: a secret key open to group or others is not used; run 'chmod 600 %s/%s'",
+			  home, file, (unsigned)(st.st_mode & 07777), home, file);
+		rc = -EACCES;
+		goto out;
+	}
 	rc = identity_key_decode(id->secret_key, buf, (size_t)n);
 	if (rc)
 		goto out;
 	memcpy(id->public_key, id->secret_key + IDENTITY_SEED_BYTES, IDENTITY_PUBLIC_KEY_BYTES);
 
 	file = IDENTITY_CERT_FILE;
-	n = read_small(dirfd, file, buf, IDENTITY_CERT_BYTES, &mode);
+	n = read_small(dirfd, file, buf, IDENTITY_CERT_BYTES, &st);
 	if (n < 0) {
 		rc = (int)n;
 		goto out;
@@ -700,7 +955,7 @@ int identity_load(struct identity **out, const char *home, const char **failed_f
 	identity_peer_id_of(id->peer_id, id->cert, sizeof(id->cert));
 
 	file = IDENTITY_CONFIG_FILE;
-	n = read_small(dirfd, file, buf, IDENTITY_CONFIG_MAX_BYTES, &mode);
+	n = read_small(dirfd, file, buf, IDENTITY_CONFIG_MAX_BYTES, &st);
 	if (n < 0) {
 		rc = (int)n;
 		goto out;

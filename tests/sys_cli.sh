@@ -1,6 +1,7 @@
 #!/bin/bash
 # sys_cli.sh - the buddyfs command line, offline: init, id, buddy
-# add/list/remove, names, homes, help and exit statuses, and a valgrind run.
+# add/list/remove, names, homes (refused: symbolic links, foreign non-empty
+# directories, open key files), help and exit statuses, and a valgrind run.
 # Uses $BUILD/buddyfs; prints PASS/FAIL lines (tests/lib.sh).
 . "$(dirname "$0")/lib.sh"
 
@@ -109,6 +110,46 @@ check_err damaged_key_clear_error 1 "identity\.key: malformed" "$BFS" --home "$H
 head -c 20 /dev/urandom >"$HD/cert"
 check_err damaged_cert_or_key 1 "cannot load the identity" "$BFS" --home "$HD" buddy list
 
+# ---- refused homes and keys (the identity module's hardening) ----
+# a home that is a symbolic link: refused, its target keeps its mode and files
+HT=$(tmp_dir)
+chmod 755 "$HT"
+printf 'Host *\n' >"$HT/config"
+ln -s "$HT" "$LIB_TMP/linkhome"
+check_err symlink_home_refused 1 "linkhome is a symbolic link.*--home" "$BFS" --home "$LIB_TMP/linkhome" init mallory
+if [ "$(mode "$HT")" = 755 ] && [ "$(cat "$HT/config")" = 'Host *' ] && [ ! -e "$HT/identity.key" ] &&
+	[ ! -e "$HT/cert" ]; then
+	pass symlink_home_target_untouched
+else
+	fail symlink_home_target_untouched "mode $(mode "$HT"), $(ls -A "$HT" | tr '\n' ' ')"
+fi
+check_err symlink_home_id_refused 1 "is a symbolic link" "$BFS" --home "$LIB_TMP/linkhome" id
+rm -f "$LIB_TMP/linkhome"
+
+# a directory with files of its own (say ~/.ssh): refused, left as it was
+check_err nonempty_home_refused 1 "$HT is not empty and does not look like a buddyfs home.*--home" \
+	"$BFS" --home "$HT" init mallory
+if [ "$(mode "$HT")" = 755 ] && [ "$(cat "$HT/config")" = 'Host *' ] && [ ! -e "$HT/cert" ]; then
+	pass nonempty_home_untouched
+else
+	fail nonempty_home_untouched "mode $(mode "$HT"), $(ls -A "$HT" | tr '\n' ' ')"
+fi
+
+# a key file that others may read: refused with the path, its mode and the fix
+HK=$(tmp_dir)/h
+"$BFS" --home "$HK" init keyuser >/dev/null
+chmod 644 "$HK/identity.key"
+check_err open_key_refused 1 "$HK/identity.key has mode 0644.*chmod 600 $HK/identity.key" "$BFS" --home "$HK" id
+chmod 600 "$HK/identity.key"
+check_out open_key_fixed_by_chmod "^keyuser $HEX64$" "$BFS" --home "$HK" id
+
+# a key file that is a symbolic link is not followed
+mv "$HK/identity.key" "$LIB_TMP/key.elsewhere"
+ln -s "$LIB_TMP/key.elsewhere" "$HK/identity.key"
+check_err symlinked_key_refused 1 "identity\.key" "$BFS" --home "$HK" id
+rm -f "$HK/identity.key"
+mv "$LIB_TMP/key.elsewhere" "$HK/identity.key"
+
 # ---- buddies ----
 check_out buddy_list_empty '^NAME +PEERID +SHARING +PRESENCE +ADDRESS +PATH$' "$BFS" --home "$H" buddy list
 check_out buddy_add "^added bob $PID_B" "$BFS" --home "$H" buddy add bob --id "$PID_B"
@@ -179,6 +220,7 @@ elif grep -q __asan_init "$BFS"; then
 	note "$BFS is built with AddressSanitizer, which watches it instead: no valgrind run"
 else
 	HV=$(tmp_dir)/h
+	ln -s "$HV" "$HV.link"
 	VG="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
 	# shellcheck disable=SC2086
 	{
@@ -193,6 +235,11 @@ else
 		check_exit valgrind_bad_name 2 $VG "$BFS" --home "$(tmp_dir)/h" init a/b
 		check_exit valgrind_no_identity 1 $VG "$BFS" --home "$E" id
 		check_exit valgrind_help 0 $VG "$BFS" buddy add --help
+		check_exit valgrind_symlink_home 1 $VG "$BFS" --home "$HV.link" init val
+		check_exit valgrind_nonempty_home 1 $VG "$BFS" --home "$HT" init val
+		chmod 640 "$HV/identity.key"
+		check_exit valgrind_open_key 1 $VG "$BFS" --home "$HV" id
+		chmod 600 "$HV/identity.key"
 	}
 fi
 

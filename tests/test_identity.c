@@ -456,6 +456,281 @@ T_CASE(load_damaged)
 	rm_tree(dir);
 }
 
+/* make_identity - a scratch directory holding a fresh identity (freed here). */
+static int make_identity(char dir[static 64])
+{
+	struct identity *id = NULL;
+	int rc;
+
+	if (scratch(dir) != 0)
+		return -1;
+	rc = identity_create(&id, dir, "dana", "", 0);
+	identity_free(id);
+	return rc;
+}
+
+static int file_mode(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/* #1: a home that is a symbolic link is refused; the target is left alone. */
+T_CASE(create_refuses_symlink_home)
+{
+	char dir[64], target[128], link[128], path[160], dangling[128];
+	uint8_t got[64];
+	struct identity *id = NULL;
+
+	T_CHECK_EQ_INT(scratch(dir), 0);
+	snprintf(target, sizeof(target), "%s/ssh", dir);
+	snprintf(link, sizeof(link), "%s/home", dir);
+	T_CHECK_EQ_INT(mkdir(target, 0755), 0);
+	T_CHECK_EQ_INT(chmod(target, 0755), 0);
+	snprintf(path, sizeof(path), "%s/config", target);
+	T_CHECK_EQ_INT(put_file(path, "Host *\n", 7), 0);
+	T_CHECK_EQ_INT(symlink(target, link), 0);
+	T_CHECK_EQ_INT(identity_create(&id, link, "eve", "", 0), -ELOOP);
+	T_CHECK(id == NULL);
+	T_CHECK_EQ_INT(file_mode(target), 0755);
+	T_CHECK_EQ_INT(file_bytes(path, got, sizeof(got)), 7);
+	T_CHECK_MEM(got, "Host *\n", 7);
+	snprintf(path, sizeof(path), "%s/identity.key", target);
+	T_CHECK(access(path, F_OK) != 0);
+	snprintf(path, sizeof(path), "%s/cert", target);
+	T_CHECK(access(path, F_OK) != 0);
+
+	/* an empty target and a dangling link are refused too */
+	snprintf(path, sizeof(path), "%s/config", target);
+	unlink(path);
+	T_CHECK_EQ_INT(identity_create(&id, link, "eve", "", 0), -ELOOP);
+	T_CHECK_EQ_INT(file_mode(target), 0755);
+	snprintf(dangling, sizeof(dangling), "%s/dangling", dir);
+	snprintf(path, sizeof(path), "%s/nowhere", dir);
+	T_CHECK_EQ_INT(symlink(path, dangling), 0);
+	T_CHECK_EQ_INT(identity_create(&id, dangling, "eve", "", 0), -ELOOP);
+	T_CHECK(access(path, F_OK) != 0);
+	rm_tree(dir);
+}
+
+/* #1: a non-empty directory that is not a buddyfs home is refused, untouched. */
+T_CASE(create_refuses_foreign_dir)
+{
+	char dir[64], path[128];
+	uint8_t got[64];
+	struct identity *id = NULL;
+
+	T_CHECK_EQ_INT(scratch(dir), 0);
+	T_CHECK_EQ_INT(chmod(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/known_hosts", dir);
+	T_CHECK_EQ_INT(put_file(path, "h ssh-ed25519 AAAA\n", 19), 0);
+	snprintf(path, sizeof(path), "%s/config", dir);
+	T_CHECK_EQ_INT(put_file(path, "Host *\n", 7), 0);
+	T_CHECK_EQ_INT(identity_create(&id, dir, "eve", "", 0), -ENOTEMPTY);
+	T_CHECK(id == NULL);
+	T_CHECK_EQ_INT(file_mode(dir), 0755);
+	T_CHECK_EQ_INT(file_bytes(path, got, sizeof(got)), 7);
+	T_CHECK_MEM(got, "Host *\n", 7);
+
+	/* a lone config or cert that is not ours counts as foreign as well */
+	snprintf(path, sizeof(path), "%s/known_hosts", dir);
+	unlink(path);
+	T_CHECK_EQ_INT(identity_create(&id, dir, "eve", "", 0), -ENOTEMPTY);
+	snprintf(path, sizeof(path), "%s/config", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/cert", dir);
+	T_CHECK_EQ_INT(put_file(path, "-----BEGIN CERTIFICATE-----\n", 28), 0);
+	T_CHECK_EQ_INT(identity_create(&id, dir, "eve", "", 0), -ENOTEMPTY);
+	T_CHECK_EQ_INT(file_bytes(path, got, sizeof(got)), 28);
+	unlink(path);
+	/* an unknown subdirectory is foreign */
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	T_CHECK_EQ_INT(mkdir(path, 0700), 0);
+	T_CHECK_EQ_INT(identity_create(&id, dir, "eve", "", 0), -ENOTEMPTY);
+	rmdir(path);
+	/* emptied: accepted */
+	T_CHECK_EQ_INT(identity_create(&id, dir, "eve", "", 0), 0);
+	T_CHECK_EQ_INT(file_mode(dir), 0700);
+	identity_free(id);
+	rm_tree(dir);
+}
+
+/*
+ * #1, #3: what an init that stopped before its key file leaves behind (our
+ * cert, our config, temporary files named with the pid we have now) does not
+ * block the next init; the temporary files are removed.
+ */
+T_CASE(create_resumes_own_leftovers)
+{
+	char dir[64], path[160], home2[64];
+	static const char *const files[] = { "identity.key", "cert", "config" };
+	struct identity *id = NULL;
+
+	T_CHECK_EQ_INT(make_identity(home2), 0);
+	T_CHECK_EQ_INT(scratch(dir), 0);
+	for (size_t i = 1; i < 3; i++) { /* cert and config of another, unfinished init */
+		char from[160];
+		uint8_t buf[256];
+		long n;
+
+		snprintf(from, sizeof(from), "%s/%s", home2, files[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		n = file_bytes(from, buf, sizeof(buf));
+		T_CHECK(n > 0 && put_file(path, buf, (size_t)n) == 0);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/.%s.tmp.%ld", dir, files[i], (long)getpid());
+		T_CHECK_EQ_INT(put_file(path, "stale", 5), 0);
+	}
+	snprintf(path, sizeof(path), "%s/store", dir);
+	T_CHECK_EQ_INT(mkdir(path, 0700), 0);
+	T_CHECK_EQ_INT(identity_create(&id, dir, "frank", "", 0), 0);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/.%s.tmp.%ld", dir, files[i], (long)getpid());
+		T_CHECK(access(path, F_OK) != 0);
+	}
+	identity_free(id);
+	id = NULL;
+	T_CHECK_EQ_INT(identity_load(&id, dir, NULL), 0);
+	T_CHECK(id && strcmp(id->config.name, "frank") == 0);
+	identity_free(id);
+	rm_tree(dir);
+	rm_tree(home2);
+}
+
+/* #1, #2: a home of another user is refused by create and load. */
+T_CASE(home_of_other_user_refused)
+{
+	char dir[64], path[128];
+	struct identity *id = NULL;
+	const char *failed = "x";
+
+	if (geteuid() != 0) {
+		/* only root can give a directory away: use one that root owns */
+		T_CHECK_EQ_INT(identity_create(&id, "/", "eve", "", 0), -EPERM);
+		T_CHECK_EQ_INT(identity_load(&id, "/", &failed), -EPERM);
+		return;
+	}
+	T_CHECK_EQ_INT(scratch(dir), 0);
+	snprintf(path, sizeof(path), "%s/h", dir);
+	T_CHECK_EQ_INT(mkdir(path, 0700), 0);
+	T_CHECK_EQ_INT(chown(path, 65534, 65534), 0);
+	T_CHECK_EQ_INT(identity_create(&id, path, "eve", "", 0), -EPERM);
+	T_CHECK(id == NULL);
+	T_CHECK_EQ_INT(chown(path, 0, 0), 0);
+	T_CHECK_EQ_INT(identity_create(&id, path, "eve", "", 0), 0);
+	identity_free(id);
+	id = NULL;
+	T_CHECK_EQ_INT(chown(path, 65534, 65534), 0);
+	T_CHECK_EQ_INT(identity_load(&id, path, &failed), -EPERM);
+	T_CHECK(id == NULL && failed == NULL);
+	rm_tree(dir);
+}
+
+/* #2: a key file that group or others may read is refused, like OpenSSH does. */
+T_CASE(load_refuses_open_key_mode)
+{
+	static const int modes[] = { 0644, 0640, 0604, 0620, 0602, 0660, 0666 };
+	char dir[64], path[128];
+	struct identity *id = NULL;
+	const char *failed = NULL;
+
+	T_CHECK_EQ_INT(make_identity(dir), 0);
+	snprintf(path, sizeof(path), "%s/identity.key", dir);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		T_CHECK_EQ_INT(chmod(path, (mode_t)modes[i]), 0);
+		if (identity_load(&id, dir, &failed) != -EACCES || id)
+			T_FAIL("mode %04o accepted", modes[i]);
+		T_CHECK(failed && strcmp(failed, IDENTITY_KEY_FILE) == 0);
+		identity_free(id);
+		id = NULL;
+	}
+	T_CHECK_EQ_INT(chmod(path, 0400), 0);
+	T_CHECK_EQ_INT(identity_load(&id, dir, &failed), 0);
+	identity_free(id);
+	id = NULL;
+	T_CHECK_EQ_INT(chmod(path, 0600), 0);
+	T_CHECK_EQ_INT(identity_load(&id, dir, &failed), 0);
+	identity_free(id);
+	rm_tree(dir);
+}
+
+/* #2: no file of the home, nor the home, is read through a symbolic link. */
+T_CASE(load_refuses_symlinks)
+{
+	static const char *const files[] = { "identity.key", "cert", "config" };
+	char dir[64], other[64], path[160], target[160], link[160];
+	struct identity *id = NULL;
+	const char *failed = NULL;
+
+	T_CHECK_EQ_INT(make_identity(dir), 0);
+	T_CHECK_EQ_INT(scratch(other), 0);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		snprintf(target, sizeof(target), "%s/%s", other, files[i]);
+		T_CHECK_EQ_INT(rename(path, target), 0);
+		T_CHECK_EQ_INT(symlink(target, path), 0);
+		T_CHECK_EQ_INT(identity_load(&id, dir, &failed), -ELOOP);
+		T_CHECK(id == NULL && failed && strcmp(failed, files[i]) == 0);
+		T_CHECK_EQ_INT(unlink(path), 0);
+		T_CHECK_EQ_INT(rename(target, path), 0);
+	}
+	T_CHECK_EQ_INT(identity_load(&id, dir, &failed), 0);
+	identity_free(id);
+	id = NULL;
+	snprintf(link, sizeof(link), "%s/link", other);
+	T_CHECK_EQ_INT(symlink(dir, link), 0);
+	T_CHECK_EQ_INT(identity_load(&id, link, &failed), -ELOOP);
+	T_CHECK(id == NULL && failed == NULL);
+	rm_tree(dir);
+	rm_tree(other);
+}
+
+/* #4: signatures with a context verify only under the same context. */
+T_CASE(sign_ctx_domain_separation)
+{
+	char dir[64], longctx[IDENTITY_SIGN_CTX_MAX_BYTES + 2];
+	uint8_t sig[IDENTITY_SIGNATURE_BYTES], raw[IDENTITY_SIGNATURE_BYTES], sig2[IDENTITY_SIGNATURE_BYTES];
+	const uint8_t *msg = (const uint8_t *)"hello";
+	struct identity *id = NULL;
+
+	T_CHECK_EQ_INT(scratch(dir), 0);
+	T_CHECK_EQ_INT(identity_create(&id, dir, "gina", "", 0), 0);
+	T_CHECK_EQ_INT(identity_sign_ctx(sig, id, "buddyfs-test v1", msg, 5), 0);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, sizeof(id->cert), sig, "buddyfs-test v1", msg, 5), 0);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, sizeof(id->cert), sig, "buddyfs-test v2", msg, 5),
+		       BFS_EBADSIG);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, sizeof(id->cert), sig, "buddyfs-test v1",
+					   (const uint8_t *)"hellO", 5), BFS_EBADSIG);
+	/* never a plain signature, either way round */
+	T_CHECK_EQ_INT(identity_verify(id->cert, sizeof(id->cert), sig, msg, 5), BFS_EBADSIG);
+	identity_sign(raw, id, msg, 5);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, sizeof(id->cert), raw, "buddyfs-test v1", msg, 5),
+		       BFS_EBADSIG);
+	/* the context's length is signed: ("ab", "c") is not ("a", "bc") */
+	T_CHECK_EQ_INT(identity_sign_ctx(sig2, id, "ab", (const uint8_t *)"c", 1), 0);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, sizeof(id->cert), sig2, "a", (const uint8_t *)"bc", 2),
+		       BFS_EBADSIG);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, sizeof(id->cert), sig2, "ab", (const uint8_t *)"c", 1), 0);
+	/* an empty message is fine; bad contexts are refused */
+	T_CHECK_EQ_INT(identity_sign_ctx(sig2, id, "x", NULL, 0), 0);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, sizeof(id->cert), sig2, "x", NULL, 0), 0);
+	memset(longctx, 'c', sizeof(longctx));
+	longctx[IDENTITY_SIGN_CTX_MAX_BYTES] = '\0';
+	T_CHECK_EQ_INT(identity_sign_ctx(sig2, id, longctx, msg, 5), 0);
+	longctx[IDENTITY_SIGN_CTX_MAX_BYTES] = 'c';
+	longctx[IDENTITY_SIGN_CTX_MAX_BYTES + 1] = '\0';
+	T_CHECK_EQ_INT(identity_sign_ctx(sig2, id, longctx, msg, 5), -EINVAL);
+	T_CHECK(sodium_is_zero(sig2, sizeof(sig2)));
+	T_CHECK_EQ_INT(identity_sign_ctx(sig2, id, "", msg, 5), -EINVAL);
+	T_CHECK_EQ_INT(identity_sign_ctx(sig2, id, "tab\there", msg, 5), -EINVAL);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, sizeof(id->cert), sig, "", msg, 5), -EINVAL);
+	T_CHECK_EQ_INT(identity_verify_ctx(id->cert, 3, sig, "buddyfs-test v1", msg, 5), BFS_EMALFORMED);
+	identity_free(id);
+	rm_tree(dir);
+}
+
 int main(void)
 {
 	T_RUN(name_table);
@@ -468,5 +743,12 @@ int main(void)
 	T_RUN(home_resolve);
 	T_RUN(create_load_roundtrip);
 	T_RUN(load_damaged);
+	T_RUN(create_refuses_symlink_home);
+	T_RUN(create_refuses_foreign_dir);
+	T_RUN(create_resumes_own_leftovers);
+	T_RUN(home_of_other_user_refused);
+	T_RUN(load_refuses_open_key_mode);
+	T_RUN(load_refuses_symlinks);
+	T_RUN(sign_ctx_domain_separation);
 	return t_done();
 }

@@ -8,6 +8,10 @@
  *   HOME/config        a small text file: name and rendezvous address
  * and the rules for user names.  The byte layouts are in docs/PROTOCOL.md.
  *
+ * The home must be a real directory (not a symbolic link) owned by the
+ * effective user; no file in it is opened through a symbolic link.  Writers
+ * use temporary files named "." FILE ".tmp." and 16 random hex digits.
+ *
  * peer id = SHA-256(certificate), shown as 64 lowercase hex digits, like the
  * peer ids of RFC 7016 implementations (Stratus).  The RTMFP crypto profile
  * carries the certificate and signs with identity_sign(); the store keeps
@@ -32,6 +36,7 @@
 #define IDENTITY_SECRET_KEY_BYTES 64  /* libsodium's seed || public key */
 #define IDENTITY_SEED_BYTES 32
 #define IDENTITY_SIGNATURE_BYTES 64
+#define IDENTITY_SIGN_CTX_MAX_BYTES 64 /* context strings of identity_sign_ctx() */
 #define IDENTITY_CERT_VERSION 0x01
 #define IDENTITY_CERT_BYTES 33        /* version byte + public key */
 #define IDENTITY_PEER_ID_BYTES 32     /* SHA-256 of the certificate */
@@ -111,11 +116,42 @@ void identity_cert_make(uint8_t cert[static IDENTITY_CERT_BYTES],
 
 /* ---- signatures ---- */
 
-/* identity_sign - a detached Ed25519 signature of @msg by @id. */
+/*
+ * identity_sign_ctx - a detached signature of @msg by @id under the context
+ * string @ctx, which names what the signature is for ("buddyfs-manifest v1"),
+ * so that a signature made for one purpose never verifies for another.
+ * The signature is Ed25519ph (RFC 8032 §5.1, libsodium's crypto_sign_init/
+ * update/final_create, empty RFC 8032 context) over
+ *   length of @ctx (1 byte) || @ctx || @msg
+ * and so never equals a plain Ed25519 signature of identity_sign().
+ * @ctx: 1-IDENTITY_SIGN_CTX_MAX_BYTES bytes of printable ASCII (0x20-0x7e),
+ *       NUL-terminated.
+ * Returns 0, or -EINVAL for a bad @ctx (@sig is then zeroed).
+ */
+int identity_sign_ctx(uint8_t sig[static IDENTITY_SIGNATURE_BYTES], const struct identity *id,
+		      const char *ctx, const uint8_t *msg, size_t len) __attribute__((warn_unused_result));
+/*
+ * identity_verify_ctx - check a signature of identity_sign_ctx() over @msg
+ * under @ctx against the key in @cert.
+ * Returns 0, BFS_EBADSIG, -EINVAL for a bad @ctx, or an
+ * identity_cert_parse() error.
+ */
+int identity_verify_ctx(const uint8_t *cert, size_t cert_len,
+			const uint8_t sig[static IDENTITY_SIGNATURE_BYTES], const char *ctx,
+			const uint8_t *msg, size_t len) __attribute__((warn_unused_result));
+
+/*
+ * identity_sign - a plain detached Ed25519 signature of @msg by @id, with no
+ * context of its own: only for messages that carry their own domain
+ * separation, such as rdv_register_signed() (RDV_REGISTER_CONTEXT), which
+ * rdv_server checks with identity_verify().  New formats use
+ * identity_sign_ctx().
+ */
 void identity_sign(uint8_t sig[static IDENTITY_SIGNATURE_BYTES], const struct identity *id,
 		   const uint8_t *msg, size_t len);
 /*
- * identity_verify - check @sig over @msg against the key in @cert.
+ * identity_verify - check a plain signature of identity_sign() over @msg
+ * against the key in @cert.
  * Returns 0, BFS_EBADSIG, or an identity_cert_parse() error.
  */
 int identity_verify(const uint8_t *cert, size_t cert_len, const uint8_t sig[static IDENTITY_SIGNATURE_BYTES],
@@ -172,27 +208,47 @@ int identity_home_resolve(char *out, size_t cap, const char *opt);
 
 /*
  * identity_create - make a new identity in @home: create @home (mode 0700,
- * parents as needed, tightening an existing home to 0700), then write
- * cert, config and last the secret key file (0600), each atomically.  The key
- * file is the commit point: it is linked into place only if no key file
- * exists, under an flock() of the home, so two inits never both win.
+ * parents as needed; the parent of each new directory is fsynced), then,
+ * under an flock() of the home, check it, tighten it to 0700 and write cert,
+ * config and last the secret key file (0600), each atomically through a
+ * temporary file.  The key file is the commit point: it is linked into place
+ * only if no key file exists, so two inits never both win.  Temporary files
+ * of our naming left by a crash are removed while the lock is held.
+ * Refused, with one log_error() line naming @home and nothing changed:
+ *   - @home is a symbolic link (even to a directory): -ELOOP;
+ *   - @home belongs to another user than the effective one: -EPERM;
+ *   - @home is not empty and does not look like a buddyfs home: -ENOTEMPTY.
+ *     A buddyfs home holds only cert and config files that decode as ours
+ *     (left by an init that stopped before its key file), a "store"
+ *     directory and our temporary files; cert and config are replaced only
+ *     then, and only by rename() of a complete temporary file.
  * @out:  the new identity, freed with identity_free(); may be NULL.
  * @name: a normalized name (identity_name_normalize()).
  * @rdv_host, @rdv_port: the rendezvous, or "" and 0.
- * Errors: -EEXIST when @home already holds an identity, BFS_EBADNAME, -errno.
+ * Errors: -EEXIST when @home already holds an identity (checked before
+ * -ENOTEMPTY), the refusals above, BFS_EBADNAME, -ENOTDIR, -errno.
  */
 int identity_create(struct identity **out, const char *home, const char *name, const char *rdv_host,
 		    uint16_t rdv_port);
 
 /*
  * identity_load - read the identity in @home and check that the secret key,
- * the certificate and the config agree.
+ * the certificate and the config agree.  No file is opened through a
+ * symbolic link (O_NOFOLLOW), @home included.
+ * Refused, with one log_error() line:
+ *   - @home is a symbolic link: -ELOOP (@failed_file NULL);
+ *   - @home belongs to another user than the effective one: -EPERM
+ *     (@failed_file NULL);
+ *   - the key file can be read or written by group or others (any of the
+ *     0077 bits), as OpenSSH refuses such keys: -EACCES; the line gives the
+ *     path, its mode and "chmod 600 PATH".
+ * A key, cert or config file that is a symbolic link gives -ELOOP.
  * @out:         freed with identity_free().
  * @failed_file: if not NULL, set on error to the file name (IDENTITY_*_FILE,
  *               static) that failed, or NULL when no file is to blame.
- * Errors: BFS_ENOIDENT when @home has no key file, BFS_EMALFORMED or
- * BFS_EVERSION for a damaged file, -ENOENT for a missing cert or config,
- * -ENOMEM, -errno.
+ * Errors: BFS_ENOIDENT when @home or its key file is missing, BFS_EMALFORMED
+ * or BFS_EVERSION for a damaged file, -ENOENT for a missing cert or config,
+ * the refusals above, -ENOMEM, -errno.
  */
 int identity_load(struct identity **out, const char *home, const char **failed_file);
 
