@@ -270,13 +270,29 @@ static int run_job(struct job *j, unsigned threads)
 	return atomic_load(&j->err);
 }
 
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/*
+ * unchanged - did the file keep its size and times while it was read?  The
+ * times catch a same-size rewrite (a write moves mtime and ctime), as far
+ * as the file system's timestamp granularity lets them.
+ */
+static bool unchanged(const struct stat *before, const struct stat *after)
+{
+	return before->st_size == after->st_size && same_time(&before->st_mtim, &after->st_mtim) &&
+	       same_time(&before->st_ctim, &after->st_ctim);
+}
+
 int manifest_build(struct manifest **out, int fd, const uint8_t owner[static MANIFEST_PEER_ID_BYTES],
 		   const struct manifest_build_params *params)
 {
 	struct manifest_build_params p = { 0 };
 	struct manifest *m = NULL;
 	struct job j;
-	struct stat st;
+	struct stat st, st_end;
 	uint64_t count, span;
 	long page;
 	int err;
@@ -320,12 +336,12 @@ int manifest_build(struct manifest **out, int fd, const uint8_t owner[static MAN
 	if (err)
 		goto fail;
 check:
-	/* A file that changed size while it was read has no one manifest. */
-	if (fstat(fd, &st) < 0) {
+	/* A file that changed while it was read has no one manifest. */
+	if (fstat(fd, &st_end) < 0) {
 		err = -errno;
 		goto fail;
 	}
-	if ((uint64_t)st.st_size != m->file_size) {
+	if (!unchanged(&st, &st_end)) {
 		err = -EAGAIN;
 		goto fail;
 	}

@@ -415,6 +415,23 @@ static int load_clock(struct store *s, MDB_txn *txn)
 	return rc == MDB_NOTFOUND ? 0 : mdb_to_err(rc);
 }
 
+/*
+ * clear_dead_readers - free the reader slots of processes that died inside
+ * a read transaction.  The slots live in the shared lock file: while any
+ * other process (the daemon) keeps the store open, a stale one pins its
+ * snapshot, so no page freed after it is ever reused and the map fills.
+ */
+static int clear_dead_readers(struct store *s, const char *path)
+{
+	int dead = 0, rc = mdb_reader_check(s->env, &dead);
+
+	if (rc)
+		return mdb_to_err(rc);
+	if (dead)
+		log_info("store %s: cleared %d reader slot(s) of dead processes", path, dead);
+	return 0;
+}
+
 int store_open(struct store **out, const char *dir, size_t map_bytes)
 {
 	char path[PATH_MAX];
@@ -443,6 +460,8 @@ int store_open(struct store **out, const char *dir, size_t map_bytes)
 		rc = mdb_to_err(mdb_env_set_mapsize(s->env, map_bytes ? map_bytes : STORE_MAP_DEFAULT_BYTES));
 	if (rc == 0)
 		rc = mdb_to_err(mdb_env_open(s->env, path, 0, 0600));
+	if (rc == 0)
+		rc = clear_dead_readers(s, path);
 	if (rc == 0)
 		rc = mdb_to_err(mdb_txn_begin(s->env, NULL, 0, &txn));
 	if (rc)

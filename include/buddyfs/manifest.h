@@ -108,15 +108,17 @@ struct manifest_build_params {
  * They share only the work queue (an atomic block counter) and the first
  * error; each writes only its own blocks' hash slots.  All are joined
  * before the call returns.  The file must not change while it is hashed:
- * a size change seen during or after the read is reported as -EAGAIN,
- * a same-size rewrite is not detected (hash a staged, private copy).
+ * a change of its size, mtime or ctime seen during or after the read is
+ * reported as -EAGAIN (so a same-size rewrite is caught too, unless it
+ * lands within one timestamp tick of the first fstat and leaves the
+ * times as they were: hash a staged, private copy to be sure).
  *
  * Helper threads run with every signal blocked.  When a thread cannot be
  * started the others (at least the caller) do its share.
  *
  * Calls sodium_init() (idempotent), so the fastest BLAKE2b is used.
  * Errors: -EINVAL (not a regular file, bad params), BFS_ETOOBIG (more than
- * MANIFEST_MAX_BLOCKS blocks), -EAGAIN (the file changed size), -ENOMEM,
+ * MANIFEST_MAX_BLOCKS blocks), -EAGAIN (the file changed), -ENOMEM,
  * -errno from fstat/pread/mmap, BFS_ECRYPTO (sodium_init failed).
  */
 int manifest_build(struct manifest **out, int fd, const uint8_t owner[static MANIFEST_PEER_ID_BYTES],
