@@ -396,13 +396,16 @@ int udp_flush(struct udp_sock *s)
 				s->gso = false; /* the path refuses segmentation: go on without */
 				continue;
 			}
+			if (e == EAGAIN || e == EWOULDBLOCK) {
+				/* The socket buffer is full: the rest would fail the
+				 * same way, so drop it all now, as a full link would. */
+				s->stats.tx_dropped += s->n_queued - i;
+				break;
+			}
 			/* The first message failed: drop it and go on with the rest. */
-			if (e != EAGAIN && e != EWOULDBLOCK && !first_err)
+			if (!first_err)
 				first_err = -e;
-			if (e == EAGAIN || e == EWOULDBLOCK)
-				s->stats.tx_dropped += counts[0];
-			else
-				s->stats.tx_errors += counts[0];
+			s->stats.tx_errors += counts[0];
 			i += counts[0];
 			continue;
 		}
