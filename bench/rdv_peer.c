@@ -492,10 +492,11 @@ int main(int argc, char **argv)
 	cfg.ev.presence = ev_presence;
 	cfg.ev.relay = ev_relay;
 	cfg.ctx = &p;
-	/* Notice a vanished server or peer in ~6 s (tests), not 50 s. */
+	/* The daemon's RTMFP timers; a restarted server is noticed by the
+	 * client's probe (2 s + 2 s here, 15 s + 10 s by default). */
 	rtmfp_params_default(&params);
-	params.keepalive_ns = 2 * RTMFP_NS_PER_SEC;
-	params.retransmit_limit_ns = 4 * RTMFP_NS_PER_SEC;
+	cfg.probe_ns = 2 * LOOP_NS_PER_S;
+	cfg.probe_timeout_ns = 2 * LOOP_NS_PER_S;
 	p.status = 0;
 	rc = loop_new(&p.loop);
 	if (rc == 0)

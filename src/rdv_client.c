@@ -30,6 +30,8 @@
 
 #define BACKOFF_MIN_NS (500 * LOOP_NS_PER_MS)
 #define BACKOFF_MAX_NS (30 * LOOP_NS_PER_S)
+#define PROBE_NS (15 * LOOP_NS_PER_S)
+#define PROBE_TIMEOUT_NS (10 * LOOP_NS_PER_S)
 
 struct pending {
 	bool used;
@@ -76,6 +78,10 @@ struct rdv_client {
 	struct rdv_msg scratch;             /* one message at a time */
 	struct relay_ent relays[RDV_CLIENT_MAX_RELAYS];
 	struct loop_timer *relay_timer;
+	struct loop_timer *probe;
+	bool probe_out;                     /* a probe REPORT waits for its RESULT */
+	uint32_t probe_req;
+	uint32_t report_req;                /* the last REPORT's request id */
 	bool have_relay;
 	struct sockaddr_storage relay_addr;
 };
@@ -127,6 +133,7 @@ static int send_report(struct rdv_client *c)
 		n = rdv_client_local_addrs(m->addrs, RDV_MAX_REPORT_ADDRS, &bound);
 		m->n_addrs = n > 0 ? (size_t)n : 0;
 	}
+	c->report_req = m->req;
 	return write_msg(c, m);
 }
 
@@ -242,6 +249,34 @@ static void fail_pending(struct rdv_client *c)
 }
 
 /* ---- public API ---- */
+
+/* ---- liveness ---- */
+
+static void on_probe(struct loop *loop, struct loop_timer *t, void *ctx)
+{
+	struct rdv_client *c = ctx;
+	struct rtmfp_session *s;
+
+	if (!c->connected || !c->ctl_out)
+		return;
+	if (c->probe_out) {
+		log_info("rendezvous: no answer from the server for %llu ms; reconnecting",
+			 (unsigned long long)(c->cfg.probe_timeout_ns / LOOP_NS_PER_MS));
+		c->probe_out = false;
+		s = rdv_client_session(c);
+		if (s)
+			rtmfp_session_close(s, now_ns());
+		else
+			rtmfp_send_close(c->ctl_out, now_ns());
+		rtmfp_posix_kick(c->px);
+		return;
+	}
+	if (send_report(c) != 0)
+		return;
+	c->probe_out = true;
+	c->probe_req = c->report_req;
+	loop_timer_rearm(loop, t, c->cfg.probe_timeout_ns);
+}
 
 /* ---- relay ---- */
 
@@ -406,9 +441,16 @@ int rdv_client_new(struct rdv_client **out, struct loop *loop, const struct rdv_
 		free(c);
 		return rc;
 	}
+	if (!c->cfg.probe_ns)
+		c->cfg.probe_ns = PROBE_NS;
+	if (!c->cfg.probe_timeout_ns)
+		c->cfg.probe_timeout_ns = PROBE_TIMEOUT_NS;
 	rc = loop_timer_new(loop, on_relay_timer, c, &c->relay_timer);
+	if (rc == 0)
+		rc = loop_timer_new(loop, on_probe, c, &c->probe);
 	if (rc) {
 		loop_timer_cancel(loop, c->retry);
+		loop_timer_cancel(loop, c->relay_timer);
 		free(c);
 		return rc;
 	}
@@ -433,6 +475,7 @@ void rdv_client_free(struct rdv_client *c)
 		return;
 	loop_timer_cancel(c->loop, c->retry);
 	loop_timer_cancel(c->loop, c->relay_timer);
+	loop_timer_cancel(c->loop, c->probe);
 	sodium_memzero(c->relays, sizeof(c->relays));
 	free(c->watch);
 	free(c);
@@ -597,6 +640,11 @@ bool rdv_client_on_recv_flow(struct rdv_client *c, struct rtmfp_recv *f, const u
 
 static void on_result(struct rdv_client *c, const struct rdv_msg *m)
 {
+	if (c->probe_out && m->req == c->probe_req) {
+		c->probe_out = false;
+		loop_timer_rearm(c->loop, c->probe, c->cfg.probe_ns);
+		return;
+	}
 	for (size_t i = 0; i < RDV_CLIENT_MAX_RELAYS; i++) {
 		struct relay_ent *e = &c->relays[i];
 
@@ -658,6 +706,8 @@ bool rdv_client_on_message(struct rdv_client *c, struct rtmfp_recv *f, const uin
 		c->have_observed = true;
 		c->connected = true;
 		c->backoff_ns = c->cfg.backoff_min_ns;
+		if (!c->probe_out)
+			loop_timer_rearm(c->loop, c->probe, c->cfg.probe_ns);
 		if (c->cfg.ev.connection)
 			c->cfg.ev.connection(c->cfg.ctx, true, &c->observed);
 		break;
@@ -698,6 +748,8 @@ bool rdv_client_on_send_closed(struct rdv_client *c, struct rtmfp_send *f, int e
 		return false;
 	c->ctl_out = NULL;
 	c->connected = false;
+	c->probe_out = false;
+	loop_timer_stop(c->loop, c->probe);
 	log_debug("rendezvous: control flow ended (%s); reconnecting", err ? bfs_strerror(err) : "closed");
 	fail_pending(c);
 	if (was && c->cfg.ev.connection)

@@ -431,12 +431,21 @@ static void do_watch(struct rdv_server *srv, struct peer *p, const struct rdv_ms
 	free(ev);
 }
 
+/* do_report - the local addresses; watchers hear of it only when the peer
+ * comes online or its addresses changed (clients re-send REPORT as a
+ * liveness probe). */
 static void do_report(struct rdv_server *srv, struct peer *p, const struct rdv_msg *m)
 {
+	bool changed = m->n_addrs != p->n_local ||
+		       memcmp(p->local, m->addrs, m->n_addrs * sizeof(m->addrs[0])) != 0;
+
 	memcpy(p->local, m->addrs, m->n_addrs * sizeof(m->addrs[0]));
 	p->n_local = m->n_addrs;
 	send_result(p, m->req, RDV_OK);
-	go_online(srv, p);
+	if (!p->online)
+		go_online(srv, p);
+	else if (changed)
+		notify(srv, p);
 }
 
 /* send_relay - RELAY_OFFER (with @token) or, @token NULL, RELAY_READY to

@@ -7,7 +7,9 @@
 # counter stays 0; each side's session address is the other's NAT address)
 # and 100,000 bytes cross intact; A and C connect by their LAN addresses; a
 # restarted server gets every peer back (registered, watching, online)
-# without anything done by hand.  Then, in a second lab with random NAT
+# without anything done by hand; a taken name and garbage datagrams (to the
+# service and relay ports) are refused while the others stay served.  With
+# an ASan build, a sanitizer report in any log fails.  Then, in a second lab with random NAT
 # mapping on both routers (symmetric NATs), A and B cannot punch, ask the
 # server to relay, and the data still crosses intact through it (relayed
 # bytes > 0).
@@ -32,17 +34,18 @@ wait_for() {
 	return 1
 }
 
-# clean_logs NAME... - no sanitizer report in the logs (for ASan builds:
-# every process ran to a clean exit on SIGTERM by then).
+# clean_logs LABEL NAME... - no sanitizer report in the logs (for ASan
+# builds: every process ran to a clean exit on SIGTERM by then).
 clean_logs() {
-	local n bad=
+	local n bad='' label=$1
+	shift
 	for n in "$@"; do
 		grep -q 'Sanitizer' "$LIB_TMP/$n" 2>/dev/null && bad+=" $n"
 	done
 	if [ -z "$bad" ]; then
-		pass "rdv_nat_clean_exit_$1"
+		pass "rdv_${label}_clean_exit"
 	else
-		fail "rdv_nat_clean_exit_$1" "sanitizer reports in:$bad"
+		fail "rdv_${label}_clean_exit" "sanitizer reports in:$bad"
 		# shellcheck disable=SC2086 # a list of names
 		show $bad
 	fi
@@ -198,9 +201,42 @@ else
 fi
 v=$(stats online)
 if [ "$v" = 3 ]; then pass rdv_nat_restart_all_online; else fail rdv_nat_restart_all_online "online $v, want 3"; fi
+
+# Refusals while the others stay served: garbage datagrams to the service
+# and relay ports from h2, a taken name from a new peer on h1b.
+RPORT=$(sed -n 's/^relay on .*:\([0-9]*\)$/\1/p' "$LIB_TMP/srv")
+# shellcheck disable=SC2016 # expanded by the inner bash
+lab_exec h2 bash -c 'for i in $(seq 100); do
+	head -c $((1 + RANDOM % 1200)) /dev/urandom >/dev/udp/$1/$2
+	head -c $((1 + RANDOM % 1200)) /dev/urandom >/dev/udp/$1/$3
+done 2>/dev/null' _ "$(lab_addr pub)" 1935 "${RPORT:-1}"
+LOAD=$BUILD/bench/rdv_load
+run lab_exec h1b "$LOAD" --server "$(lab_addr pub):1935" --server-id "$SID" \
+	--home "$LIB_TMP/D.home" --register alice --timeout 10
+if [ "$RC" -ne 0 ] && printf '%s\n' "$OUT" | grep -q '^registered alice: the name is taken'; then
+	pass rdv_nat_taken_name_refused
+else
+	fail rdv_nat_taken_name_refused "rdv_load: $OUT"; lib_show
+fi
+run lab_exec h2 "$LOAD" --server "$(lab_addr pub):1935" --server-id "$SID" \
+	--home "$LIB_TMP/B2.home" --lookup alice --expect "$ID_A" --timeout 10
+if [ "$RC" -eq 0 ] && kill -0 "$SPID" 2>/dev/null; then
+	pass rdv_nat_served_after_garbage
+else
+	fail rdv_nat_served_after_garbage "lookup from h2: $OUT"; lib_show
+fi
+t=$(ms)
+kill "$PID_B"
+if wait_for "$LIB_TMP/A" "^presence $ID_B offline" 5 2; then
+	pass rdv_nat_presence_after_garbage
+else
+	fail rdv_nat_presence_after_garbage "A did not see B offline"; show A
+fi
+v=$(stats relayed_bytes)
+if [ "$v" = 0 ]; then pass rdv_nat_garbage_not_relayed; else fail rdv_nat_garbage_not_relayed "relayed_bytes $v"; fi
 note "cone part took $((SECONDS - T0)) s"
 lab_down
-clean_logs srv A B C
+clean_logs nat srv A B C
 
 # ---- the symmetric lab: random NAT ports on both routers -> relay ----
 # (a subshell: its own lab, prefix and trap; its PASS/FAIL lines count)
@@ -242,7 +278,7 @@ for n in A B; do : >"$LIB_TMP/$n"; done
 		fail rdv_relay_relayed_bytes "relayed_bytes $v"
 	fi
 	lab_down
-	clean_logs srv A B
+	clean_logs relay srv A B
 	[ "$LIB_FAILED" -eq 0 ]
 ) || LIB_FAILED=$((LIB_FAILED + 1))
 note "relay part took $((SECONDS - T1)) s"

@@ -53,6 +53,7 @@ struct tc {
 	uint8_t lookup_id[32];
 	int app_messages;              /* messages on flows that are not the rendezvous' */
 	int relay_code, relay_count;   /* the last relay event */
+	int presence_count;            /* presence events of any id */
 	struct sockaddr_storage relay_addr;
 };
 
@@ -62,6 +63,8 @@ static char db_dir[64];
 static struct sockaddr_storage srv_addr;
 static bool unpinned;              /* next tc_start selects the server by name */
 static struct rdv_rate reg_rate;   /* when burst is not 0: the REGISTER bucket */
+static bool slow_rtmfp;            /* next tc_start: default RTMFP timers (30 s limit) */
+static uint64_t probe_ns;          /* next tc_start: probe interval and timeout (0: default) */
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -121,6 +124,7 @@ static void ev_presence(void *ctx, const uint8_t id[static 32], bool online, con
 {
 	struct tc *t = ctx;
 
+	t->presence_count++;
 	for (int i = 0; i < MAX_WATCHED; i++) {
 		if (memcmp(t->watched[i], id, 32) != 0)
 			continue;
@@ -218,6 +222,10 @@ static int tc_start(struct tc *t, const char *label, const char *name, struct id
 	cfg.id = t->signer;
 	cfg.backoff_min_ns = 200 * LOOP_NS_PER_MS;
 	cfg.backoff_max_ns = 1 * SEC;
+	cfg.probe_ns = probe_ns;
+	cfg.probe_timeout_ns = probe_ns;
+	if (slow_rtmfp)
+		rtmfp_params_default(&rp);
 	cfg.ev = (struct rdv_client_events){ ev_connection, ev_registered, ev_presence, ev_relay };
 	cfg.ctx = t;
 	rc = rdv_client_new(&t->c, loop, &cfg);
@@ -673,6 +681,41 @@ T_CASE(server_restart_keeps_registry_clients_return)
 	teardown();
 }
 
+/* A client with the default RTMFP timers (a dead server is noticed only
+ * after the 30 s retransmit limit) notices a restarted server by its
+ * unanswered probe REPORT and comes back within seconds; probes do not
+ * make the server repeat presence to watchers. */
+T_CASE(probe_notices_restarted_server)
+{
+	int before;
+
+	T_CHECK(setup() == 0);
+	slow_rtmfp = true;
+	probe_ns = 300 * LOOP_NS_PER_MS;
+	T_CHECK(tc_start(&a, "alice", "alice", NULL) == 0);
+	T_CHECK(tc_start(&b, "bob", "bob", NULL) == 0);
+	slow_rtmfp = false;
+	probe_ns = 0;
+	T_CHECK(run_until(cond_registered, &a, 5 * SEC));
+	T_CHECK(run_until(cond_registered, &b, 5 * SEC));
+	memcpy(b.watched[0], a.id->peer_id, 32);
+	T_CHECK(rdv_client_watch(b.c, (const uint8_t (*)[32])a.id->peer_id, 1) == 0);
+	T_CHECK(run_until(cond_a_online, &b, 5 * SEC));
+	before = b.presence_count;
+	for (int i = 0; i < 60; i++) /* ~1.2 s: several probes by alice */
+		loop_run_once(loop, 20 * LOOP_NS_PER_MS);
+	T_CHECK_EQ_INT(b.presence_count, before);
+	T_CHECK(a.up);
+	rdv_server_free(srv);
+	srv = NULL;
+	T_CHECK(server_start() == 0);
+	T_CHECK(run_until(cond_reregistered, &a, 8 * SEC));
+	T_CHECK_EQ_INT(a.reg_code, RDV_OK);
+	tc_free(&a);
+	tc_free(&b);
+	teardown();
+}
+
 static bool cond_b_known(void *arg)
 {
 	return ((struct tc *)arg)->online[1] != -1;
@@ -724,5 +767,6 @@ int main(void)
 	T_RUN(malformed_closes_only_that_session);
 	T_RUN(server_restart_keeps_registry_clients_return);
 	T_RUN(unpinned_rate_limit_watch_offline);
+	T_RUN(probe_notices_restarted_server);
 	return t_done();
 }

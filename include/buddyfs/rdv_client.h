@@ -3,7 +3,8 @@
  *
  * Owns: the control flow to buddyfs-rendezvous over the daemon's own RTMFP
  * instance (so the server observes the address buddies can reach), with
- * reconnection and exponential backoff when it fails; what is re-sent on
+ * reconnection and exponential backoff when it fails (or when a periodic
+ * REPORT goes unanswered: a restarted server); what is re-sent on
  * every (re)connection: REPORT of the local interface addresses, REGISTER
  * of the name (when set), WATCH of the set (when set); LOOKUP requests and
  * their answers (the certificate is checked: its SHA-256 is the peer id
@@ -72,6 +73,13 @@ struct rdv_client_config {
 	const struct identity *id;               /* borrowed; signs REGISTER */
 	uint64_t backoff_min_ns;                 /* 0: 500 ms */
 	uint64_t backoff_max_ns;                 /* 0: 30 s */
+	/* Liveness: every probe_ns (0: 15 s) while connected the client sends
+	 * REPORT again (fresh interface addresses); no RESULT within
+	 * probe_timeout_ns (0: 10 s) and the server is taken as gone (e.g.
+	 * restarted: it forgot our session): the session is closed and the
+	 * client reconnects, without waiting for the RTMFP retransmit limit. */
+	uint64_t probe_ns;
+	uint64_t probe_timeout_ns;
 	/* Local addresses to report instead of the interfaces' (tests). */
 	size_t n_local;
 	struct rdv_addr local[RDV_MAX_REPORT_ADDRS];
