@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "buddyfs/daemon.h"
 #include "buddyfs/err.h"
 #include "buddyfs/identity.h"
 #include "buddyfs/log.h"
@@ -581,23 +582,55 @@ out:
 	return rc;
 }
 
-/* The daemon commands: their arguments parse, the daemon is not there yet. */
+/* The daemon commands: mount, umount, status (the work is in daemon.c). */
 static int cmd_daemon(struct cli *cli, const struct command *cmd, int argc, char **argv)
 {
 	struct opt opts[] = {
 		{ .name = "--foreground", .short_name = 'f' },
 		{ .name = "--options", .short_name = 'o', .has_value = true },
 	};
+	struct daemon_params dp = { .timeout_s = DAEMON_TIMEOUT_DEFAULT_S };
+	char q[QUOTE_BYTES], bad[QUOTE_BYTES];
 	const char *pos[1];
 	bool is_mount = strcmp(cmd->name, "mount") == 0;
-	int n_pos = strcmp(cmd->name, "status") == 0 ? 0 : 1;
+	bool is_status = strcmp(cmd->name, "status") == 0;
+	int n_pos = is_status ? 0 : 1;
+	char *text = NULL;
 	int rc;
 
 	rc = parse_args(cli, cmd, argc, argv, opts, is_mount ? 2 : 0, pos, n_pos, n_pos);
 	if (rc)
 		return rc;
-	log_error("'buddyfs %s' needs the buddyfs daemon, which is not built yet in this version", cmd->name);
-	return EXIT_FAIL;
+	if (is_mount && opts[1].value && daemon_options_parse(&dp, opts[1].value, bad, sizeof(bad)) != 0) {
+		log_error("bad mount option '%s': want timeout=SECONDS (1-3600), cache_size=MiB, test_online",
+			  quote(q, bad));
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd->name, "umount") == 0) {
+		/* the home is optional here: the mount names its daemon */
+		if (identity_home_resolve(cli->home, sizeof(cli->home), cli->home_opt) != 0)
+			cli->home[0] = '\0';
+		return daemon_umount(cli->home[0] ? cli->home : NULL, pos[0]) ? EXIT_FAIL : EXIT_OK;
+	}
+	rc = need_home(cli);
+	if (rc)
+		return rc;
+	if (is_mount) {
+		dp.home = cli->home;
+		dp.mountpoint = pos[0];
+		dp.foreground = opts[0].value != NULL;
+		return daemon_mount(&dp) ? EXIT_FAIL : EXIT_OK;
+	}
+	rc = daemon_status(cli->home, &text);
+	if (rc == -ESRCH) {
+		log_error("no buddyfs daemon runs for %s ('buddyfs mount DIR' starts one)", cli->home);
+		return EXIT_FAIL;
+	}
+	if (rc)
+		return EXIT_FAIL;
+	fputs(text, stdout);
+	free(text);
+	return EXIT_OK;
 }
 
 static int run_group(struct cli *cli, const struct command *cmds, const struct command *group, int argc,
@@ -671,25 +704,29 @@ static const struct command commands[] = {
 	},
 	{
 		.name = "mount", .run = cmd_daemon, .path = "mount", .args = "DIR [-f] [-o OPTS]",
-		.summary = "start the daemon and mount (not built yet)",
-		.help = "Starts the daemon and mounts your buddies' folders on DIR.  Not built\n"
-			"yet in this version: it says so and exits 1.\n"
+		.summary = "start the daemon and mount",
+		.help = "Starts the daemon and mounts your buddies' folders on DIR: one\n"
+			"directory per online buddy.  Returns once the mount is live.  One\n"
+			"daemon per home; a stale mount left by a crashed daemon is cleaned.\n"
 			"\n"
-			"  -f, --foreground        stay in the foreground\n"
-			"  -o, --options OPTS      mount options\n",
+			"  -f, --foreground        stay in the foreground (Ctrl-C unmounts)\n"
+			"  -o, --options OPTS      comma-separated: timeout=SECONDS (default 15),\n"
+			"                          cache_size=MiB, test_online (TESTS ONLY: every\n"
+			"                          buddy counts as online and mutual)\n",
 	},
 	{
 		.name = "umount", .run = cmd_daemon, .path = "umount", .args = "DIR",
-		.summary = "unmount DIR and stop the daemon (not built yet)",
-		.help = "Unmounts DIR cleanly; the daemon exits.  Not built yet in this\n"
-			"version: it says so and exits 1.\n",
+		.summary = "unmount DIR and stop the daemon",
+		.help = "Unmounts DIR cleanly and waits until the daemon exits.  With no\n"
+			"daemon answering, DIR is unmounted directly (a stale mount is\n"
+			"detached).\n",
 	},
 	{
 		.name = "status", .run = cmd_daemon, .path = "status", .args = "",
-		.summary = "the running daemon's view (not built yet)",
-		.help = "Shows the running daemon's session, buddies online, direct or relayed\n"
-			"paths and transfers.  Not built yet in this version: it says so and\n"
-			"exits 1.\n",
+		.summary = "the running daemon's view",
+		.help = "Prints the running daemon's view as 'key value' lines: home, mount,\n"
+			"pid, peer, rendezvous, one 'buddy NAME PEERID sharing=.. online=..'\n"
+			"line per buddy, transfers.  Exits 1 when no daemon runs.\n",
 	},
 	{
 		.name = "help", .run = cmd_help, .path = "help", .args = "[COMMAND [SUBCOMMAND]]",

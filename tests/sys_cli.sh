@@ -204,10 +204,9 @@ check_err init_extra_argument 2 "unexpected argument 'y'" "$BFS" init x y
 check_err home_without_value 2 "--home needs a directory" "$BFS" --home
 check_err home_empty_value 2 "--home needs a directory" "$BFS" --home= id
 check_err help_unknown 2 "no command 'nope'" "$BFS" help nope
-for c in "mount $LIB_TMP/mnt" "umount $LIB_TMP/mnt" status; do
-	# shellcheck disable=SC2086
-	check_err "not_built_${c%% *}" 1 "not built yet" "$BFS" --home "$H" $c
-done
+check_err mount_missing_dir 1 "cannot mount on" "$BFS" --home "$H" mount "$LIB_TMP/mnt"
+check_err umount_missing_dir 1 "cannot unmount" "$BFS" --home "$H" umount "$LIB_TMP/mnt"
+check_err status_no_daemon 1 "no buddyfs daemon runs" "$BFS" --home "$H" status
 check_exit mount_needs_dir 2 "$BFS" --home "$H" mount
 if [ -w /dev/full ]; then
 	check_err stdout_write_error 1 "cannot write" sh -c "exec \"\$0\" --home \"\$1\" id >/dev/full" "$BFS" "$H"

@@ -1,0 +1,81 @@
+/*
+ * daemon.h - the buddyfs daemon: wiring of the home, the identity, the
+ * store, the event loop, the FUSE file system (fs) and the control socket
+ * (ctl); and the client side of `buddyfs mount/umount/status`.
+ *
+ * One daemon per home: it holds an flock() on HOME/daemon.lock for its
+ * whole life (a second `mount` of the same home is refused) and writes its
+ * pid and mount point into that file.  Unless told to stay in the
+ * foreground it forks (setsid) BEFORE it opens the store or makes its loop
+ * (neither survives fork); the parent returns only once the mount is live
+ * or the child failed.  After start-up the daemon's stderr goes to
+ * HOME/daemon.log.  SIGINT and SIGTERM unmount cleanly.
+ *
+ * Leaves to others: the network side (rendezvous, sync) which will join the
+ * same loop and call fs_buddy_set_online() / fs_entry_changed().
+ * Errors: 0, negative errno or BFS_E*; the functions below print one
+ * line with log_error() before they fail, so the CLI only maps to exit 1.
+ */
+#ifndef BUDDYFS_DAEMON_H
+#define BUDDYFS_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DAEMON_LOCK_FILE "daemon.lock"
+#define DAEMON_LOG_FILE "daemon.log"
+#define DAEMON_TIMEOUT_DEFAULT_S 15
+#define DAEMON_UMOUNT_WAIT_MS 30000
+
+struct daemon_params {
+	const char *home;        /* resolved home directory */
+	const char *mountpoint;  /* as typed */
+	bool foreground;         /* -f */
+	unsigned timeout_s;      /* -o timeout=S: a buddy that answers nothing fails reads (sync) */
+	uint64_t cache_bytes;    /* -o cache_size=MiB, in bytes; 0 = store default */
+	bool test_online;        /* -o test_online: TEST ONLY, every buddy online and mutual */
+};
+
+/*
+ * daemon_options_parse - "-o" text: comma-separated timeout=S (1..3600),
+ * cache_size=MiB (1..1048576), test_online.  Fills @p (other fields left
+ * alone).  Returns 0, or -EINVAL with the offending option copied into
+ * @bad (NUL-terminated, cut to @bad_cap).
+ */
+int daemon_options_parse(struct daemon_params *p, const char *opts, char *bad, size_t bad_cap);
+
+/*
+ * daemon_mount - check the identity, refuse a second daemon of the home,
+ * clean a stale mount at the mount point, then run the daemon (in this
+ * process with p->foreground, else in a child).  Returns 0 when the daemon
+ * ran and stopped cleanly (foreground) or is running (background parent);
+ * an error after a one-line message otherwise.  Never returns in the
+ * background child (it exits).
+ */
+int daemon_mount(const struct daemon_params *p);
+
+/*
+ * daemon_umount - unmount @dir: ask the daemon that serves it over its
+ * control socket (the home's, or the one named by the mount's source) and
+ * wait until it exits; with no daemon answering, unmount directly (a stale
+ * mount is detached).  Returns 0, -ENOENT if @dir is not a buddyfs mount,
+ * or another error, after a one-line message.
+ */
+int daemon_umount(const char *home, const char *dir);
+
+/*
+ * daemon_status - the running daemon's view as text lines (malloc'd into
+ * *@text; free() it).  Returns 0, -ESRCH when no daemon runs for @home
+ * (no message printed), or another error after a one-line message.
+ */
+int daemon_status(const char *home, char **text);
+
+/*
+ * daemon_clean_stale - if @dir is a mount point whose FUSE daemon is gone
+ * ("Transport endpoint is not connected"), detach it.  Returns 1 when one
+ * was cleaned, 0 when there was nothing to clean, or a negative errno.
+ */
+int daemon_clean_stale(const char *dir);
+
+#endif

@@ -1,0 +1,324 @@
+/*
+ * test_fs_remote.c - a real mount served in-process: a buddy's file whose
+ * blocks are in the store's cache reads back byte for byte; a file with a
+ * missing block fails with EIO; a manifest not signed by its owner is
+ * refused; a buddy going offline leaves the root.  The loop runs in a
+ * helper thread (the only one touching the fs) while the test thread uses
+ * the mount; a pipe carries commands to the loop.  Needs root and
+ * /dev/fuse (skipped otherwise).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <dirent.h>
+#include <sodium.h>
+
+#include "buddyfs/fs.h"
+#include "buddyfs/identity.h"
+#include "buddyfs/loop.h"
+#include "buddyfs/manifest.h"
+#include "buddyfs/store.h"
+#include "t.h"
+
+#define FILE_BYTES (600 * 1024 + 123) /* three blocks, the last one short */
+
+struct env {
+	char home[40], bob_home[64], mnt[64], src[64];
+	struct identity *me, *bob;
+	struct store *s;
+	struct loop *loop;
+	struct fs *fs;
+	int cmd[2];
+	pthread_t th;
+	uint8_t *data;
+};
+
+static struct env E;
+
+enum { CMD_STOP = 1, CMD_BOB_OFFLINE = 2 };
+
+static void on_cmd(struct loop *loop, struct loop_fd *h, int fd, uint32_t events, void *ctx)
+{
+	uint8_t c;
+
+	(void)h;
+	(void)events;
+	(void)ctx;
+	if (read(fd, &c, 1) != 1)
+		return;
+	if (c == CMD_STOP)
+		loop_stop(loop);
+	else if (c == CMD_BOB_OFFLINE)
+		fs_buddy_set_online(E.fs, E.bob->peer_id, false);
+}
+
+static void *loop_thread(void *arg)
+{
+	(void)arg;
+	loop_run(E.loop);
+	return NULL;
+}
+
+/* send_cmd - ask the loop thread for @c and give it a moment to run it. */
+static void send_cmd(uint8_t c)
+{
+	if (write(E.cmd[1], &c, 1) != 1)
+		abort();
+	usleep(100 * 1000);
+}
+
+/*
+ * put_file - the entry @name of bob's folder, owned by bob, signed with
+ * @signer: E.data with every byte xor @salt (distinct files, distinct
+ * blocks); its blocks cached, all or all but block 1.
+ */
+static int put_file(const char *name, const struct identity *signer, bool skip_middle, uint8_t salt)
+{
+	struct manifest *m = NULL;
+	struct store_entry e;
+	const uint8_t *bytes;
+	uint8_t *data;
+	size_t len;
+	int fd, rc;
+
+	data = malloc(FILE_BYTES);
+	if (!data)
+		return -ENOMEM;
+	for (size_t i = 0; i < FILE_BYTES; i++)
+		data[i] = E.data[i] ^ salt;
+	fd = open(E.src, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, data, FILE_BYTES) != FILE_BYTES) {
+		free(data);
+		return -EIO;
+	}
+	rc = manifest_build(&m, fd, E.bob->peer_id, NULL);
+	close(fd);
+	if (rc == 0)
+		rc = manifest_sign(m, signer->secret_key);
+	memset(&e, 0, sizeof(e));
+	if (rc == 0)
+		rc = manifest_hash(m, e.manifest);
+	if (rc == 0)
+		rc = manifest_bytes(m, &bytes, &len);
+	if (rc == 0)
+		rc = store_manifest_put(E.s, NULL, e.manifest, bytes, len);
+	for (uint32_t i = 0; rc == 0 && i < manifest_block_count(m); i++) {
+		struct manifest_block b;
+
+		rc = manifest_block(m, i, &b);
+		if (rc == 0 && !(skip_middle && i == 1))
+			rc = store_block_cache_put(E.s, NULL, b.hash, data + b.offset, b.len);
+	}
+	free(data);
+	memcpy(e.buddy, E.bob->peer_id, STORE_PEER_ID_BYTES);
+	snprintf(e.path, sizeof(e.path), "%s", name);
+	e.type = STORE_ENTRY_FILE;
+	e.mode = 0644;
+	e.size = FILE_BYTES;
+	e.mtime_ns = 1000000000;
+	memcpy(e.owner, E.bob->peer_id, STORE_PEER_ID_BYTES);
+	e.version = 1;
+	if (rc == 0)
+		rc = store_entry_put(E.s, NULL, &e);
+	manifest_free(m);
+	return rc;
+}
+
+/* slurp - read all of @path (at most FILE_BYTES + 1) into @buf; bytes or -errno. */
+static long slurp(const char *path, uint8_t *buf)
+{
+	long got = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, buf + got, (size_t)(FILE_BYTES + 1 - got))) > 0)
+		got += n;
+	if (n < 0)
+		got = -errno;
+	close(fd);
+	return got;
+}
+
+T_CASE(setup)
+{
+	struct store_peer p;
+	struct fs_params fp = { 0 };
+
+	snprintf(E.home, sizeof(E.home), "/tmp/test_fs_remote.XXXXXX");
+	T_CHECK(mkdtemp(E.home) != NULL);
+	snprintf(E.bob_home, sizeof(E.bob_home), "%s/bob", E.home);
+	snprintf(E.mnt, sizeof(E.mnt), "%s/mnt", E.home);
+	snprintf(E.src, sizeof(E.src), "%s/src.bin", E.home);
+	T_CHECK_EQ_INT(identity_create(&E.me, E.home, "alice", "", 0), 0);
+	T_CHECK_EQ_INT(mkdir(E.mnt, 0700), 0);
+	T_CHECK_EQ_INT(identity_create(&E.bob, E.bob_home, "bob", "", 0), 0);
+	E.data = malloc(FILE_BYTES + 1);
+	T_CHECK(E.data != NULL);
+	randombytes_buf(E.data, FILE_BYTES);
+
+	T_CHECK_EQ_INT(store_open(&E.s, E.home, 0), 0);
+	memset(&p, 0, sizeof(p));
+	memcpy(p.id, E.bob->peer_id, sizeof(p.id));
+	snprintf(p.name, sizeof(p.name), "bob");
+	memcpy(p.cert, E.bob->cert, IDENTITY_CERT_BYTES);
+	p.cert_len = IDENTITY_CERT_BYTES;
+	p.buddy = STORE_BUDDY_ADDED;
+	p.mutual = true;
+	T_CHECK_EQ_INT(store_peer_put(E.s, &p), 0);
+	T_CHECK_EQ_INT(put_file("photo.bin", E.bob, false, 0), 0);
+	T_CHECK_EQ_INT(put_file("holey.bin", E.bob, true, 0x5a), 0);
+	T_CHECK_EQ_INT(put_file("forged.bin", E.me, false, 0xa5), 0); /* owner bob, signed by alice */
+
+	T_CHECK_EQ_INT(loop_new(&E.loop), 0);
+	T_CHECK_EQ_INT(pipe(E.cmd), 0);
+	T_CHECK_EQ_INT(loop_fd_add(E.loop, E.cmd[0], LOOP_IN, on_cmd, NULL, NULL), 0);
+	fp.home = E.home;
+	fp.loop = E.loop;
+	fp.store = E.s;
+	fp.id = E.me;
+	T_CHECK_EQ_INT(fs_new(&E.fs, &fp), 0);
+	fs_buddy_set_online(E.fs, E.bob->peer_id, true);
+	T_CHECK_EQ_INT(fs_mount(E.fs, E.mnt, E.home), 0);
+	T_CHECK_EQ_INT(pthread_create(&E.th, NULL, loop_thread, NULL), 0);
+}
+
+T_CASE(root_lists_online_buddy)
+{
+	DIR *d;
+	struct dirent *de;
+	int n = 0, bob = 0;
+
+	d = opendir(E.mnt);
+	T_CHECK(d != NULL);
+	while ((de = readdir(d)) != NULL) {
+		n++;
+		bob += strcmp(de->d_name, "bob") == 0;
+	}
+	closedir(d);
+	T_CHECK_EQ_INT(n, 1);
+	T_CHECK_EQ_INT(bob, 1);
+}
+
+T_CASE(buddy_file_reads_from_cached_blocks)
+{
+	char path[128];
+	uint8_t *buf = malloc(FILE_BYTES + 1);
+	struct stat st;
+	long got;
+
+	T_CHECK(buf != NULL);
+	snprintf(path, sizeof(path), "%s/bob/photo.bin", E.mnt);
+	T_CHECK_EQ_INT(stat(path, &st), 0);
+	T_CHECK_EQ_INT(st.st_size, FILE_BYTES);
+	got = slurp(path, buf);
+	T_CHECK_EQ_INT(got, FILE_BYTES);
+	T_CHECK_MEM(buf, E.data, FILE_BYTES);
+	free(buf);
+}
+
+T_CASE(missing_block_is_eio)
+{
+	char path[128];
+	uint8_t *buf = malloc(FILE_BYTES + 1);
+	int fd;
+
+	T_CHECK(buf != NULL);
+	snprintf(path, sizeof(path), "%s/bob/holey.bin", E.mnt);
+	fd = open(path, O_RDONLY);
+	T_CHECK(fd >= 0);
+	T_CHECK(pread(fd, buf, 4096, 0) == 4096); /* block 0 is here */
+	T_CHECK(buf[0] == (E.data[0] ^ 0x5a) && buf[4095] == (E.data[4095] ^ 0x5a));
+	errno = 0;
+	T_CHECK(pread(fd, buf, 4096, 300 * 1024) < 0 && errno == EIO); /* block 1 is not */
+	close(fd);
+	free(buf);
+}
+
+T_CASE(forged_manifest_refused)
+{
+	char path[128];
+	uint8_t *buf = malloc(FILE_BYTES + 1);
+
+	T_CHECK(buf != NULL);
+	snprintf(path, sizeof(path), "%s/bob/forged.bin", E.mnt);
+	T_CHECK_EQ_INT(slurp(path, buf), -EIO);
+	free(buf);
+}
+
+T_CASE(copy_of_buddy_file_is_published)
+{
+	char src[128], dst[128];
+	uint8_t *buf = malloc(FILE_BYTES + 1);
+	int fd;
+
+	T_CHECK(buf != NULL);
+	/* appending to a buddy's file stages a copy of its blocks */
+	snprintf(src, sizeof(src), "%s/bob/photo.bin", E.mnt);
+	fd = open(src, O_WRONLY | O_APPEND);
+	T_CHECK(fd >= 0);
+	T_CHECK(write(fd, "!", 1) == 1);
+	close(fd);
+	usleep(100 * 1000); /* release is asynchronous */
+	T_CHECK_EQ_INT(slurp(src, buf), FILE_BYTES + 1);
+	T_CHECK_MEM(buf, E.data, FILE_BYTES);
+	T_CHECK_EQ_INT(buf[FILE_BYTES], '!');
+	snprintf(dst, sizeof(dst), "%s/bob/holey.bin", E.mnt);
+	T_CHECK(open(dst, O_WRONLY) < 0 && errno == EIO); /* its blocks are not all here */
+	free(buf);
+}
+
+T_CASE(offline_buddy_leaves_root)
+{
+	char path[128];
+	struct stat st;
+
+	send_cmd(CMD_BOB_OFFLINE);
+	snprintf(path, sizeof(path), "%s/bob", E.mnt);
+	T_CHECK(stat(path, &st) < 0 && errno == ENOENT);
+}
+
+T_CASE(teardown)
+{
+	char cmd[128];
+
+	send_cmd(CMD_STOP);
+	pthread_join(E.th, NULL);
+	fs_free(E.fs);
+	loop_free(E.loop);
+	close(E.cmd[0]);
+	close(E.cmd[1]);
+	store_close(E.s);
+	identity_free(E.me);
+	identity_free(E.bob);
+	free(E.data);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", E.home);
+	T_CHECK(system(cmd) == 0);
+}
+
+int main(void)
+{
+	if (getuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+		printf("# test_fs_remote skipped: needs root and /dev/fuse\n");
+		return 0;
+	}
+	T_RUN(setup);
+	if (t_failed)
+		return t_done();
+	T_RUN(root_lists_online_buddy);
+	T_RUN(buddy_file_reads_from_cached_blocks);
+	T_RUN(missing_block_is_eio);
+	T_RUN(forged_manifest_refused);
+	T_RUN(copy_of_buddy_file_is_published);
+	T_RUN(offline_buddy_leaves_root);
+	T_RUN(teardown);
+	return t_done();
+}
