@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -25,6 +26,7 @@
 #include "buddyfs/err.h"
 #include "buddyfs/identity.h"
 #include "buddyfs/log.h"
+#include "buddyfs/rdv_oneshot.h"
 #include "buddyfs/store.h"
 
 enum {
@@ -295,6 +297,41 @@ static int check_name(char out[static IDENTITY_NAME_MAX + 1], const char *in, co
 	return 0;
 }
 
+/*
+ * quiet_begin/quiet_end - the rendezvous client logs its own warnings; the
+ * CLI says the same in its one line, so unless -v they are held back.
+ */
+static enum log_level quiet_begin(void)
+{
+	enum log_level was = log_get_level();
+
+	if (was == LOG_LEVEL_WARN)
+		log_set_level(LOG_LEVEL_ERROR);
+	return was;
+}
+
+static void quiet_end(enum log_level was)
+{
+	log_set_level(was);
+}
+
+/*
+ * forget_identity - undo a fresh init (the name was refused): remove the
+ * three files identity_create() wrote, key first.
+ */
+static void forget_identity(const char *home)
+{
+	static const char *const files[] = { IDENTITY_KEY_FILE, IDENTITY_CERT_FILE, IDENTITY_CONFIG_FILE };
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int n = snprintf(path, sizeof(path), "%s/%s", home, files[i]);
+
+		if (n > 0 && (size_t)n < sizeof(path))
+			unlink(path);
+	}
+}
+
 /* ---- commands ---- */
 
 static int cmd_init(struct cli *cli, const struct command *cmd, int argc, char **argv)
@@ -333,13 +370,28 @@ static int cmd_init(struct cli *cli, const struct command *cmd, int argc, char *
 		log_error("cannot make an identity in %s: %s", cli->home, bfs_strerror(rc));
 		return EXIT_FAIL;
 	}
+	if (host[0]) {
+		char why[RDV_ONESHOT_WHY_BYTES];
+		enum log_level was = quiet_begin();
+
+		identity_addr_format(addr, host, port);
+		rc = rdv_oneshot_register(id, host, port, RDV_ONESHOT_DEFAULT_TIMEOUT_MS, why, sizeof(why));
+		quiet_end(was);
+		if (rc == -EEXIST || rc == BFS_EBADNAME) {
+			/* nothing is kept: an identity must not claim a name it cannot have */
+			log_error("%s; nothing was kept: choose another name", why);
+			identity_free(id);
+			forget_identity(cli->home);
+			return EXIT_FAIL;
+		}
+		if (rc)
+			log_warn("made the identity, but could not register '%s' at %s (%s); the daemon "
+				 "registers it when it connects ('buddyfs mount')", name, addr, why);
+	}
 	identity_peer_id_hex(hex, id->peer_id);
 	printf("peer id %s (%s)\n", hex, id->config.name);
-	if (host[0]) {
-		identity_addr_format(addr, host, port);
-		log_warn("saved the rendezvous %s; registering '%s' there is not built yet in this version",
-			 addr, name);
-	}
+	if (host[0] && rc == 0)
+		printf("registered %s at %s\n", id->config.name, addr);
 	identity_free(id);
 	return EXIT_OK;
 }
@@ -364,11 +416,13 @@ static int cmd_id(struct cli *cli, const struct command *cmd, int argc, char **a
 
 /*
  * pin_buddy - make @name a buddy pinned to @peer_id in @s, unless the name is
- * pinned to another peer id or the peer id is a buddy under another name.
+ * pinned to another peer id or the peer id is a buddy under another name;
+ * @cert (may be NULL) is the certificate a lookup returned for it.
  * Adding the same pair again changes nothing.  Returns an exit status.
  */
 static int pin_buddy(struct cli *cli, struct store *s, const char *name,
-		     const uint8_t peer_id[static IDENTITY_PEER_ID_BYTES])
+		     const uint8_t peer_id[static IDENTITY_PEER_ID_BYTES],
+		     const uint8_t *cert, size_t cert_len)
 {
 	char hex[IDENTITY_PEER_ID_HEX_BYTES], other[IDENTITY_PEER_ID_HEX_BYTES];
 	struct store_peer p;
@@ -404,6 +458,10 @@ static int pin_buddy(struct cli *cli, struct store *s, const char *name,
 	}
 	/* a peer known but not a buddy (a name looked up) keeps its addresses */
 	snprintf(p.name, sizeof(p.name), "%s", name);
+	if (cert && cert_len <= sizeof(p.cert)) {
+		memcpy(p.cert, cert, cert_len);
+		p.cert_len = cert_len;
+	}
 	p.buddy = STORE_BUDDY_ADDED;
 	p.added = (uint64_t)time(NULL);
 	rc = store_peer_put(s, &p);
@@ -423,7 +481,8 @@ static int cmd_buddy_add(struct cli *cli, const struct command *cmd, int argc, c
 {
 	struct opt opts[] = { { .name = "--id", .has_value = true } };
 	char name[IDENTITY_NAME_MAX + 1], hex[IDENTITY_PEER_ID_HEX_BYTES], q[QUOTE_BYTES];
-	uint8_t peer_id[IDENTITY_PEER_ID_BYTES];
+	uint8_t peer_id[IDENTITY_PEER_ID_BYTES], cert[STORE_CERT_MAX_BYTES];
+	size_t cert_len = 0;
 	struct identity *me = NULL;
 	struct store *s = NULL;
 	const char *pos[1];
@@ -435,12 +494,7 @@ static int cmd_buddy_add(struct cli *cli, const struct command *cmd, int argc, c
 	rc = check_name(name, pos[0], "buddy name");
 	if (rc)
 		return rc;
-	if (!opts[0].value) {
-		log_error("looking '%s' up needs a rendezvous, which is not built yet in this version: "
-			  "pass --id PEERID (your buddy's 'buddyfs id' shows it)", name);
-		return EXIT_FAIL;
-	}
-	if (identity_peer_id_parse(peer_id, opts[0].value) != 0) {
+	if (opts[0].value && identity_peer_id_parse(peer_id, opts[0].value) != 0) {
 		log_error("bad peer id '%s': want 64 hex digits, as 'buddyfs id' prints them",
 			  quote(q, opts[0].value));
 		return EXIT_USAGE;
@@ -449,6 +503,27 @@ static int cmd_buddy_add(struct cli *cli, const struct command *cmd, int argc, c
 	if (rc)
 		return rc;
 	rc = EXIT_FAIL;
+	if (!opts[0].value) {
+		/* look the name up at the rendezvous and pin what it says (TOFU) */
+		char why[RDV_ONESHOT_WHY_BYTES];
+		enum log_level was;
+		int lr;
+
+		if (!me->config.rdv_host[0]) {
+			log_error("no rendezvous is set in %s to look '%s' up: pass --id PEERID (your "
+				  "buddy's 'buddyfs id' shows it)", cli->home, name);
+			goto out;
+		}
+		was = quiet_begin();
+		lr = rdv_oneshot_lookup(me, me->config.rdv_host, me->config.rdv_port, name,
+					RDV_ONESHOT_DEFAULT_TIMEOUT_MS, peer_id, cert, sizeof(cert), &cert_len,
+					why, sizeof(why));
+		quiet_end(was);
+		if (lr) {
+			log_error("cannot look '%s' up: %s", name, why);
+			goto out;
+		}
+	}
 	if (sodium_memcmp(peer_id, me->peer_id, IDENTITY_PEER_ID_BYTES) == 0) {
 		identity_peer_id_hex(hex, peer_id);
 		log_error("%s is your own peer id: a buddy is someone else", hex);
@@ -459,7 +534,7 @@ static int cmd_buddy_add(struct cli *cli, const struct command *cmd, int argc, c
 		goto out;
 	}
 	if (open_store(cli, &s) == 0)
-		rc = pin_buddy(cli, s, name, peer_id);
+		rc = pin_buddy(cli, s, name, peer_id, cert_len ? cert : NULL, cert_len);
 out:
 	store_close(s);
 	identity_free(me);
@@ -645,16 +720,17 @@ static int cmd_help(struct cli *cli, const struct command *cmd, int argc, char *
 
 static const struct command buddy_commands[] = {
 	{
-		.name = "add", .run = cmd_buddy_add, .path = "buddy add", .args = "NAME --id PEERID",
+		.name = "add", .run = cmd_buddy_add, .path = "buddy add", .args = "NAME [--id PEERID]",
 		.summary = "pin a buddy's name to their peer id",
 		.help = "Adds NAME as a buddy and pins the name to PEERID (64 hex digits: what\n"
 			"'buddyfs id' prints on your buddy's machine).  Sharing starts once\n"
 			"your buddy adds you too.  Adding the same name and peer id again does\n"
 			"nothing; a name pinned to another peer id must be removed first.\n"
-			"Looking a name up without --id needs a rendezvous, which is not built\n"
-			"yet in this version.\n"
+			"Without --id, NAME is looked up at your rendezvous (see 'buddyfs init\n"
+			"--rendezvous') and the peer id it answers with is pinned: from then on\n"
+			"a different peer id for NAME is refused.\n"
 			"\n"
-			"  --id PEERID   the buddy's peer id\n",
+			"  --id PEERID   the buddy's peer id (no lookup)\n",
 	},
 	{
 		.name = "remove", .run = cmd_buddy_remove, .path = "buddy remove", .args = "NAME",
@@ -687,9 +763,12 @@ static const struct command commands[] = {
 			"--home for another identity.\n"
 			"\n"
 			"  --rendezvous HOST:PORT   the rendezvous server to use (port 1935 if\n"
-			"                           left out; [IPV6]:PORT for IPv6).  It is\n"
-			"                           saved; registering NAME there is not built\n"
-			"                           yet in this version.\n",
+			"                           left out; [IPV6]:PORT for IPv6).  NAME is\n"
+			"                           registered there (first come, first\n"
+			"                           served: a taken name fails init and keeps\n"
+			"                           nothing); if the server cannot be reached,\n"
+			"                           the identity is kept and the daemon\n"
+			"                           registers when it connects.\n",
 	},
 	{
 		.name = "id", .run = cmd_id, .path = "id", .args = "",

@@ -89,7 +89,7 @@ T_CASE(addr_parse_format)
 	T_CHECK_EQ_INT(udp_addr_parse(&a, ":80", 0), -EINVAL);
 	T_CHECK_EQ_INT(udp_addr_parse(&a, "::1:80", 0), -EINVAL);
 	T_CHECK_EQ_INT(udp_addr_parse(&a, "[::1", 0), -EINVAL);
-	T_CHECK_EQ_INT(udp_addr_parse(&a, "no-such-host.invalid:80", 0), -ENOENT);
+	/* (no unresolvable name here: that would query the DNS server) */
 }
 
 T_CASE(batch_roundtrip_in_order)
