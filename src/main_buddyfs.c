@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -249,6 +250,28 @@ static int need_home(struct cli *cli)
 	return 0;
 }
 
+/*
+ * identity_error_logged - the identity module says some refusals itself,
+ * in one line that names the directory or file (a symbolic link for a
+ * home, a home of another user, a non-empty foreign directory, a key file
+ * open to others): the CLI then adds nothing.
+ */
+static bool identity_error_logged(const char *home, int rc, const char *file)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int n;
+
+	if ((rc == -ELOOP || rc == -EPERM) && !file)
+		return true;
+	if (rc == -ENOTEMPTY)
+		return true;
+	if (rc != -EACCES || !file || strcmp(file, IDENTITY_KEY_FILE) != 0)
+		return false;
+	n = snprintf(path, sizeof(path), "%s/%s", home, IDENTITY_KEY_FILE);
+	return n > 0 && (size_t)n < sizeof(path) && lstat(path, &st) == 0 && (st.st_mode & 077);
+}
+
 static int load_identity(struct cli *cli, struct identity **id)
 {
 	const char *file = NULL;
@@ -257,6 +280,8 @@ static int load_identity(struct cli *cli, struct identity **id)
 	if (rc)
 		return rc;
 	rc = identity_load(id, cli->home, &file);
+	if (identity_error_logged(cli->home, rc, file))
+		return EXIT_FAIL;
 	if (rc == BFS_ENOIDENT) {
 		log_error("no identity in %s: run 'buddyfs init NAME' first (or pass --home DIR)", cli->home);
 		return EXIT_FAIL;
@@ -366,6 +391,8 @@ static int cmd_init(struct cli *cli, const struct command *cmd, int argc, char *
 			  "home: 'buddyfs --home DIR init %s'", cli->home, name);
 		return EXIT_FAIL;
 	}
+	if (rc && identity_error_logged(cli->home, rc, NULL))
+		return EXIT_FAIL;
 	if (rc) {
 		log_error("cannot make an identity in %s: %s", cli->home, bfs_strerror(rc));
 		return EXIT_FAIL;
