@@ -34,6 +34,7 @@ static size_t qhead, qtail;
 static struct rtmfp *inst[2];
 static uint64_t fake_now = 1;
 static uint64_t received_bytes, messages;
+static uint64_t dgrams[2], dgram_bytes[2]; /* sent by instance 0 and 1 */
 
 struct bnode {
 	int idx;
@@ -63,6 +64,8 @@ static void bsend(void *ctx, int iface, const struct sockaddr_storage *to,
 	(void)to;
 	if (qtail - qhead == QCAP || len > DG_BYTES)
 		return;
+	dgrams[n->idx]++;
+	dgram_bytes[n->idx] += len;
 	d = &q[qtail++ % QCAP];
 	d->to = 1 - n->idx;
 	d->len = (uint16_t)len;
@@ -185,6 +188,9 @@ int main(int argc, char **argv)
 	printf("rtmfp_core: %s, %d flow(s), %zu MiB in %.3f s: %.1f MB/s of messages on one core\n",
 	       prof, flows, (size_t)(received_bytes >> 20), t1 - t0,
 	       (double)received_bytes / (t1 - t0) / 1e6);
+	printf("rtmfp_core: sender %llu datagrams (%.0f bytes each), receiver %llu datagrams (%.0f bytes each)\n",
+	       (unsigned long long)dgrams[0], dgrams[0] ? (double)dgram_bytes[0] / (double)dgrams[0] : 0.0,
+	       (unsigned long long)dgrams[1], dgrams[1] ? (double)dgram_bytes[1] / (double)dgrams[1] : 0.0);
 	for (int i = 0; i < 2; i++) {
 		rtmfp_free(inst[i]);
 		rtmfp_crypto_free(c[i]);

@@ -3,8 +3,11 @@
  * RFC 7016 §3.6.2).
  *
  * Layout: messages sit in a doubly linked queue, one allocation each (header
- * and bytes).  Messages are cut into fragments in order, lazily, when the
- * session commits a chunk, so a fragment fits the budget of the packet it
+ * and bytes); acked messages' allocations are kept for later writes (at
+ * most one send buffer's worth, one when the queue is empty), so a stream
+ * of large messages does not map and fault in fresh memory every time.
+ * Messages are cut into fragments in order, lazily, when the session
+ * commits a chunk, so a fragment fits the budget of the packet it
  * first went into; a fragment keeps its bytes (seq -> message, offset,
  * length) for every retransmission.  Fragment records live in a ring indexed
  * by sequence number from base_seq (the lowest not yet acked) to next_seq.
@@ -35,6 +38,7 @@ struct msg {
 	uint64_t id;
 	uint64_t deadline_ns;
 	uint64_t first_seq;    /* seq of its first fragment, valid if nfrags */
+	size_t cap;            /* bytes allocated for data[] */
 	size_t len;
 	size_t cut;            /* bytes cut into fragments so far */
 	size_t nfrags;         /* fragments cut */
@@ -75,6 +79,8 @@ struct rtmfp_sendflow {
 
 	struct msg *head, *tail;   /* message queue */
 	struct msg *cut_msg;       /* first message not completely cut */
+	struct msg *spare;         /* freed messages kept for writes (->next) */
+	size_t spare_bytes;        /* their capacity, at most buf_cap */
 	size_t nmsgs;
 	size_t queued_bytes;       /* lengths of live, not abandoned messages */
 	uint64_t next_msg_id;
@@ -167,6 +173,12 @@ static void drop_all(struct rtmfp_sendflow *f)
 		next = m->next;
 		free(m);
 	}
+	while (f->spare) {
+		m = f->spare;
+		f->spare = m->next;
+		free(m);
+	}
+	f->spare_bytes = 0;
 	f->head = f->tail = f->cut_msg = NULL;
 	f->nmsgs = 0;
 	f->queued_bytes = 0;
@@ -228,13 +240,30 @@ static void unlink_msg(struct rtmfp_sendflow *f, struct msg *m)
 	if (m->deadline_ns)
 		f->n_deadlines--;
 	f->nmsgs--;
-	free(m);
+	/* Keep buffers for the next writes while messages stream: they reuse
+	 * memory already mapped instead of faulting in fresh pages for every
+	 * message (at most one send buffer's worth; an empty queue keeps
+	 * one, the newest). */
+	if (f->state == RTMFP_SENDFLOW_OPEN && m->cap <= f->buf_cap - f->spare_bytes) {
+		m->next = f->spare;
+		f->spare = m;
+		f->spare_bytes += m->cap;
+	} else {
+		free(m);
+	}
+	while (f->nmsgs == 0 && f->spare && f->spare->next) {
+		m = f->spare->next;
+		f->spare->next = m->next;
+		f->spare_bytes -= m->cap;
+		free(m);
+	}
 }
 
 int rtmfp_sendflow_write(struct rtmfp_sendflow *f, const void *data,
 			 size_t len, uint64_t deadline_ns, uint64_t *msg_id)
 {
 	struct msg *m;
+	size_t cap;
 
 	if (f->state != RTMFP_SENDFLOW_OPEN || f->close_requested)
 		return BFS_ECLOSED;
@@ -250,10 +279,19 @@ int rtmfp_sendflow_write(struct rtmfp_sendflow *f, const void *data,
 		f->waiting_len = len;
 		return -EAGAIN;
 	}
-	m = malloc(sizeof(*m) + len);
-	if (!m)
-		return -ENOMEM;
+	if (f->spare && f->spare->cap >= len) {
+		m = f->spare;
+		f->spare = m->next;
+		f->spare_bytes -= m->cap;
+		cap = m->cap;
+	} else {
+		m = malloc(sizeof(*m) + len);
+		if (!m)
+			return -ENOMEM;
+		cap = len;
+	}
 	memset(m, 0, sizeof(*m));
+	m->cap = cap;
 	if (len)
 		memcpy(m->data, data, len);
 	m->len = len;

@@ -121,6 +121,7 @@ void rtmfp_cc_on_ack(struct rtmfp_cc *c, size_t acked, size_t lost, bool any_los
 			}
 		}
 		c->cwnd = max_sz(c->cwnd + min_sz(increase, RTMFP_MSS_BYTES), RTMFP_CWND_INIT_BYTES);
+		c->cwnd = min_sz(c->cwnd, max_sz(RTMFP_CWND_MAX_BYTES, RTMFP_CWND_INIT_BYTES));
 	} else if (!any_naks && c->cwnd > pre_outstanding + RTMFP_CWND_DECAY_MARGIN_BYTES) {
 		c->cwnd--; /* slow decay of an unused window */
 	}

@@ -43,6 +43,7 @@ struct udp_sock {
 	int family;
 	bool gso, gro;
 	unsigned drop_percent;
+	uint64_t drop_rng;  /* xorshift64 state for drop_one (never 0) */
 	struct udp_stats stats;
 
 	uint8_t *arena;
@@ -268,6 +269,10 @@ int udp_local(const struct udp_sock *s, struct sockaddr_storage *out)
 void udp_set_drop(struct udp_sock *s, unsigned percent)
 {
 	s->drop_percent = percent > 100 ? 100 : percent;
+	/* seeded once: a getrandom() per datagram cost more than the rest of
+	 * the send path under loss tests */
+	while (s->drop_rng == 0)
+		randombytes_buf(&s->drop_rng, sizeof(s->drop_rng));
 }
 
 void udp_set_offload(struct udp_sock *s, bool on)
@@ -285,9 +290,17 @@ void udp_get_stats(const struct udp_sock *s, struct udp_stats *out)
 	*out = s->stats;
 }
 
-static bool drop_one(const struct udp_sock *s)
+static bool drop_one(struct udp_sock *s)
 {
-	return s->drop_percent && randombytes_uniform(100) < s->drop_percent;
+	uint64_t x = s->drop_rng;
+
+	if (!s->drop_percent)
+		return false;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	s->drop_rng = x;
+	return (x >> 11) % 100 < s->drop_percent;
 }
 
 int udp_send(struct udp_sock *s, const struct sockaddr_storage *to, const void *data, size_t len)

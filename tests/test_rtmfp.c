@@ -1373,6 +1373,13 @@ T_CASE(cc_slow_start_and_loss)
 	c.recovery_remaining = 0;
 	rtmfp_cc_on_ack(&c, 0, 3000, true, true, 3000, 0);
 	T_CHECK_EQ_INT(c.cwnd, RTMFP_CWND_INIT_BYTES);
+	/* a window in full use stops growing at RTMFP_CWND_MAX_BYTES */
+	rtmfp_cc_init(&c);
+	c.cwnd = RTMFP_CWND_MAX_BYTES - 100;
+	rtmfp_cc_on_ack(&c, 1000, 0, false, false, c.cwnd, c.cwnd - 1000);
+	T_CHECK_EQ_INT(c.cwnd, RTMFP_CWND_MAX_BYTES);
+	rtmfp_cc_on_ack(&c, 1000, 0, false, false, c.cwnd, c.cwnd - 1000);
+	T_CHECK_EQ_INT(c.cwnd, RTMFP_CWND_MAX_BYTES);
 }
 
 int main(void)

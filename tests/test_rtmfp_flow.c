@@ -643,6 +643,53 @@ T_CASE(send_write_limits)
 	}
 }
 
+/*
+ * Acked messages leave their buffers for later writes: messages of changing
+ * sizes, written alone or while another is queued, send exactly the bytes
+ * written (no stale bytes from a reused, bigger buffer).
+ */
+T_CASE(send_reuses_message_buffers)
+{
+	struct rtmfp_sendflow *f = new_sf();
+	struct rtmfp_sendflow_ack_result r;
+	struct rtmfp_sendflow_frag fr;
+	static const size_t sizes[] = { 3000, 100, 2999, 1, 4000, 3000, 50, 3500 };
+	uint8_t msg[2][4000], want[2][4000];
+	uint64_t seq;
+	size_t prev = 0;
+
+	T_CHECK(f);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint8_t *m = msg[i & 1], *w = want[i & 1];
+
+		fill_msg(m, sizes[i], i + 1);
+		memcpy(w, m, sizes[i]);
+		T_CHECK_EQ_INT(rtmfp_sendflow_write(f, m, sizes[i], 0, NULL), 0);
+		memset(m, 0xee, sizes[i]); /* the flow keeps its own copy */
+		/* odd rounds: the previous message is still queued; send and
+		 * ack it now, after the new one was written */
+		if (prev) {
+			seq = send1(f, 1, 4000, &fr);
+			T_CHECK(seq != 0 && fr.len == prev);
+			if (seq && fr.len == prev)
+				T_CHECK_MEM(fr.data, want[(i - 1) & 1], prev);
+			ack(f, 2, 64, seq, NULL, 0, &r);
+		}
+		if (i & 1) {
+			prev = sizes[i]; /* leave it queued for the next round */
+			continue;
+		}
+		seq = send1(f, 3, 4000, &fr);
+		T_CHECK(seq != 0 && fr.len == sizes[i] && fr.fra == RTMFP_WIRE_UD_FRA_WHOLE);
+		if (seq && fr.len == sizes[i])
+			T_CHECK_MEM(fr.data, w, sizes[i]);
+		ack(f, 4, 64, seq, NULL, 0, &r);
+		T_CHECK_EQ_INT(rtmfp_sendflow_bytes_queued(f), 0);
+		prev = 0;
+	}
+	rtmfp_sendflow_free(f);
+}
+
 T_CASE(send_nak_loss_after_3)
 {
 	struct rtmfp_sendflow *f = new_sf();
@@ -1126,6 +1173,7 @@ int main(void)
 {
 	T_RUN(send_fragments_and_options);
 	T_RUN(send_write_limits);
+	T_RUN(send_reuses_message_buffers);
 	T_RUN(send_nak_loss_after_3);
 	T_RUN(send_rto_marks_all_lost);
 	T_RUN(abandon_and_forward_seq);

@@ -37,7 +37,10 @@
  * RTMFP_SENDFLOW_MAX_FRAGS records of 72 bytes).  Queued bytes are
  * capped by send_buffer_bytes (a single message larger than that is
  * accepted into an empty queue, up to max_message_bytes), queued messages
- * by max_messages.  Everything is freed by rtmfp_sendflow_free().
+ * by max_messages.  Allocations of acked messages are kept for later
+ * writes, at most send_buffer_bytes of them while the flow is open (one
+ * when the queue is empty), freed when the flow completes or fails.
+ * Everything is freed by rtmfp_sendflow_free().
  */
 #ifndef BUDDYFS_RTMFP_SENDFLOW_H
 #define BUDDYFS_RTMFP_SENDFLOW_H

@@ -48,6 +48,11 @@
 #define RTMFP_CWND_DECAY_MARGIN_BYTES (6 * RTMFP_MSS_BYTES)
 #define RTMFP_MAX_DATA_BURST_BYTES (6 * RTMFP_MSS_BYTES) /* §3.5.2.3: 6 packets */
 #define RTMFP_CC_GENTLE_CUT_BYTES 67200         /* above: loss cuts cwnd by 1/8 */
+/* The window never grows past this: about what a receiver's kernel buffers
+ * hold (a TCP receive buffer tops out near 6 MiB too), so a session of many
+ * flows on a fast, short path does not overrun the far socket and lose a
+ * burst of packets; 6 MiB still fills 500 Mbit/s at a 100 ms round trip. */
+#define RTMFP_CWND_MAX_BYTES (6u << 20)
 #define RTMFP_BURST_RTT_THRESH_NS (4500 * 1000ull)   /* no pacing below 4.5 ms */
 #define RTMFP_INITIAL_MRTO_NS (250 * RTMFP_NS_PER_MS)
 #define RTMFP_INITIAL_ERTO_NS (3 * RTMFP_NS_PER_SEC)
