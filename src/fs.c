@@ -322,6 +322,26 @@ static int parent_dir(struct fs *fs, fuse_ino_t parent, struct node **pn)
 	return 0;
 }
 
+/*
+ * child_of - the start of an operation on @name in directory @parent: the
+ * name is checked, the parent resolved (*pn), the child's path joined
+ * (*path) and an entry allocated (*e).  Returns 0 or a negative errno; the
+ * caller frees *path and *e, which may be set even on an error.
+ */
+static int child_of(struct fs *fs, fuse_ino_t parent, const char *name, struct node **pn,
+		    char **path, struct store_entry **e)
+{
+	int rc = fs_name_check(name);
+
+	if (rc == 0)
+		rc = parent_dir(fs, parent, pn);
+	if (rc == 0)
+		*path = fs_path_join((*pn)->path, name, &rc);
+	if (rc == 0)
+		rc = (*e = malloc(sizeof(**e))) ? 0 : -ENOMEM;
+	return rc;
+}
+
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct fs *fs = fuse_req_userdata(req);
@@ -329,14 +349,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct node *pn, *n;
 	struct stat st;
 	char *path = NULL;
-	int rc = fs_name_check(name);
+	int rc = child_of(fs, parent, name, &pn, &path, &e);
 
-	if (rc == 0)
-		rc = parent_dir(fs, parent, &pn);
-	if (rc == 0)
-		path = fs_path_join(pn->path, name, &rc);
-	if (rc == 0)
-		rc = (e = malloc(sizeof(*e))) ? 0 : -ENOMEM;
 	if (rc)
 		goto out;
 	rc = store_entry_get(fs->store, NULL, pn->buddy, path, e);
@@ -399,14 +413,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
 	struct store_entry *e = NULL;
 	struct node *pn, *n;
 	char *path = NULL;
-	int rc = fs_name_check(name);
+	int rc = child_of(fs, parent, name, &pn, &path, &e);
 
-	if (rc == 0)
-		rc = parent_dir(fs, parent, &pn);
-	if (rc == 0)
-		path = fs_path_join(pn->path, name, &rc);
-	if (rc == 0)
-		rc = (e = malloc(sizeof(*e))) ? 0 : -ENOMEM;
 	if (rc)
 		goto out;
 	n = fs_node_find(fs, pn->buddy, path);
@@ -672,14 +680,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct handle *h;
 	struct fuse_entry_param ep;
 	char *path = NULL;
-	int rc = fs_name_check(name);
+	int rc = child_of(fs, parent, name, &pn, &path, &e);
 
-	if (rc == 0)
-		rc = parent_dir(fs, parent, &pn);
-	if (rc == 0)
-		path = fs_path_join(pn->path, name, &rc);
-	if (rc == 0)
-		rc = (e = malloc(sizeof(*e))) ? 0 : -ENOMEM;
 	if (rc)
 		goto out;
 	rc = fs_live_entry(fs, pn->buddy, path, e);
