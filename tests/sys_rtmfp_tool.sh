@@ -2,7 +2,10 @@
 # sys_rtmfp_tool.sh - two rtmfp-tool processes over loopback, in both
 # crypto profiles: messages of 1 byte to 1 MiB on several flows arrive
 # intact and in order (the sender checks every echo against what it sent),
-# also with 10% and 30% of datagrams dropped each way; a listener that is
+# also with 10% and 30% of datagrams dropped each way (the sender's --drop
+# drops that share of what it sends and of what it receives, so each
+# direction of the path loses exactly that share; the listener drops
+# nothing, else the two would compound to 19% and 51%); a listener that is
 # killed mid-transfer makes the sender fail with a clear error, not hang.
 . "$(dirname "$0")/lib.sh"
 
@@ -19,6 +22,7 @@ start_listener() {
 	# at 30% loss each way, backed-off retransmissions can all be lost for
 	# 30 s: the session limit is raised so that the test is not a lottery
 	[ "$drop" -ge 30 ] && limit=120
+	drop=0 # the sender alone drops (see the top of the file)
 	LOUT=$(mktemp "$LIB_TMP/listen.XXXXXX")
 	for i in 1 2 3 4 5; do
 		LPORT=$((20000 + RANDOM % 20000))
