@@ -835,8 +835,11 @@ static void on_cookie_change(struct rtmfp_session *s, const struct rtmfp_wire_co
 	send_iikeying(s->r, s, now);
 }
 
-static void on_rikeying(struct rtmfp_session *s, const struct rtmfp_wire_rikeying *rk,
-			uint64_t now)
+/* on_rikeying - the responder's keying: the session opens.  Its packet's
+ * timestamp is kept so that our first packet echoes it, as rtmfp-cpp's
+ * initiator does (the responder gets an RTT sample at once). */
+static void on_rikeying(struct rtmfp_session *s, const struct rtmfp_wire_header *h,
+			const struct rtmfp_wire_rikeying *rk, uint64_t now)
 {
 	if (s->state != RTMFP_S_KEYING_SENT)
 		return;
@@ -847,6 +850,7 @@ static void on_rikeying(struct rtmfp_session *s, const struct rtmfp_wire_rikeyin
 	if (rtmfp_crypto_key_initiator_complete(s->key, rk->skrc.p, rk->skrc.len) != 0)
 		return;
 	rtmfp_session_set_open(s, rk->session_id, now);
+	rtmfp_session_note_timestamps(s, h, now);
 }
 
 /* startup_packet - a default-keyed, startup-mode packet (session id 0, or
@@ -872,7 +876,7 @@ static void startup_packet(struct rtmfp *r, struct rtmfp_session *s, int iface,
 			if (s->dead)
 				break;
 			if (c.type == RTMFP_WIRE_CHUNK_RIKEYING)
-				on_rikeying(s, &b.u.rikeying, now);
+				on_rikeying(s, &h, &b.u.rikeying, now);
 			else if (c.type == RTMFP_WIRE_CHUNK_COOKIE_CHANGE)
 				on_cookie_change(s, &b.u.cookie_change, now);
 			continue;

@@ -1143,6 +1143,11 @@ static void on_timestamps(struct rtmfp_session *s, const struct rtmfp_wire_heade
 	}
 }
 
+void rtmfp_session_note_timestamps(struct rtmfp_session *s, const struct rtmfp_wire_header *h, uint64_t now)
+{
+	on_timestamps(s, h, now);
+}
+
 static void after_acks(struct rtmfp_session *s, const struct ack_tally *t, size_t pre, uint64_t now)
 {
 	rtmfp_cc_on_ack(&s->cc, t->acked, t->lost, t->any_loss, t->any_holes || t->any_loss, pre,

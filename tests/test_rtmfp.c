@@ -583,6 +583,33 @@ T_CASE(open_plain_one_message)
 	net_free(&n);
 }
 
+static bool responder_got_one(struct net *n)
+{
+	int bad;
+
+	return rx_total(&n->nodes[1], &bad) >= 1;
+}
+
+/*
+ * The initiator's first packet after RIKeying echoes that packet's
+ * timestamp (as rtmfp-cpp does), so the responder has an RTT sample as
+ * soon as the first data arrives: 2 x 10 ms here.
+ */
+T_CASE(first_packet_echoes_rikeying_timestamp)
+{
+	struct rtmfp_session_stats st = { 0 };
+	struct net n;
+
+	net_init(&n, 2, true, NULL);
+	T_CHECK(open_job(&n, 0, 1, "hello", small_sizes, 1, 1, true) != NULL);
+	T_CHECK(run(&n, responder_got_one, 10 * SEC));
+	T_CHECK(n.nodes[1].r->sessions != NULL);
+	if (n.nodes[1].r->sessions)
+		rtmfp_session_stats(n.nodes[1].r->sessions, &st);
+	T_CHECK(st.srtt_ns >= 19 * MS && st.srtt_ns <= 21 * MS);
+	net_free(&n);
+}
+
 static const size_t big_sizes[] = { 1, 1200, 70000, 1 << 20, 5, 300000, 1150, 2300 };
 
 /* run_transfer - @flows flows of @count messages from node 0 to node 1. */
@@ -1389,6 +1416,7 @@ int main(void)
 	T_RUN(rtt_estimator);
 	T_RUN(cc_slow_start_and_loss);
 	T_RUN(open_plain_one_message);
+	T_RUN(first_packet_echoes_rikeying_timestamp);
 	T_RUN(messages_1_byte_to_1_mib_in_order);
 	T_RUN(drop_10_percent);
 	T_RUN(drop_30_percent);

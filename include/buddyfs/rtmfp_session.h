@@ -325,6 +325,10 @@ void rtmfp_wake(struct rtmfp_session *s);
 struct rtmfp_session *rtmfp_session_new(struct rtmfp *r, bool initiator, uint64_t now);
 void rtmfp_session_destroy(struct rtmfp_session *s);
 void rtmfp_session_set_open(struct rtmfp_session *s, uint32_t tx_id, uint64_t now);
+/* rtmfp_session_note_timestamps - take the timestamp (to echo) and the
+ * timestamp echo (an RTT sample) of an authentic packet for @s that did
+ * not come through rtmfp_session_packet(): the RIKeying that opened it. */
+void rtmfp_session_note_timestamps(struct rtmfp_session *s, const struct rtmfp_wire_header *h, uint64_t now);
 /* rtmfp_session_packet - a decrypted packet for an open/closing session. */
 void rtmfp_session_packet(struct rtmfp_session *s, int iface, const struct sockaddr_storage *from,
 			  const uint8_t *clear, size_t len, uint64_t now);
