@@ -2,6 +2,7 @@
  * daemon.c - the daemon's wiring and the CLI side of mount/umount/status
  * (daemon.h has the picture).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,10 +26,19 @@
 #include "buddyfs/identity.h"
 #include "buddyfs/log.h"
 #include "buddyfs/loop.h"
+#include "buddyfs/net.h"
+#include "buddyfs/rdv_proto.h"
+#include "buddyfs/rtmfp.h"
+#include "buddyfs/rtmfp_posix.h"
 #include "buddyfs/store.h"
+#include "buddyfs/sync.h"
+#include "buddyfs/udp.h"
+#include "buddyfs/xfer.h"
 
 #define CTL_TIMEOUT_MS 5000
 #define FSTYPE "fuse.buddyfs"
+#define STATUS_XFER_MAX 64
+#define CLOSE_POLL_NS (20 * LOOP_NS_PER_MS)
 
 struct daemon {
 	const struct daemon_params *p;
@@ -37,7 +47,12 @@ struct daemon {
 	struct store *store;
 	struct loop *loop;
 	struct fs *fs;
+	struct net *net;
+	struct sync *sync;
+	struct xfer *xfer;
 	struct ctl_server *ctl;
+	bool stopping;
+	uint64_t stop_deadline;
 	int lock_fd;
 	int notify_fd; /* the parent waits on it during start-up; -1 after */
 };
@@ -59,6 +74,23 @@ static bool parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return true;
 }
 
+/* numeric_ip - a numeric IPv4 or IPv6 address (no name: nothing resolves). */
+static bool numeric_ip(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+static bool rendezvous_ok(const char *s)
+{
+	char host[IDENTITY_HOST_MAX + 1];
+	uint16_t port;
+
+	return strcmp(s, "none") == 0 || identity_addr_parse(host, &port, s, RDV_DEFAULT_PORT) == 0;
+}
+
 int daemon_options_parse(struct daemon_params *p, const char *opts, char *bad, size_t bad_cap)
 {
 	char *copy = strdup(opts), *save = NULL;
@@ -73,8 +105,16 @@ int daemon_options_parse(struct daemon_params *p, const char *opts, char *bad, s
 			p->timeout_s = (unsigned)v;
 		} else if (strncmp(o, "cache_size=", 11) == 0 && parse_uint(o + 11, 1, 1048576, &v)) {
 			p->cache_bytes = v << 20;
+		} else if (strncmp(o, "port=", 5) == 0 && parse_uint(o + 5, 0, 65535, &v)) {
+			p->port = (uint16_t)v;
+		} else if (strncmp(o, "bind=", 5) == 0 && numeric_ip(o + 5)) {
+			snprintf(p->bind, sizeof(p->bind), "%s", o + 5);
+		} else if (strncmp(o, "rendezvous=", 11) == 0 && rendezvous_ok(o + 11)) {
+			snprintf(p->rendezvous, sizeof(p->rendezvous), "%s", o + 11);
 		} else if (strcmp(o, "test_online") == 0) {
 			p->test_online = true;
+		} else if (strcmp(o, "test_tamper") == 0) {
+			p->test_tamper = true;
 		} else {
 			snprintf(bad, bad_cap, "%s", o);
 			rc = -EINVAL;
@@ -234,9 +274,179 @@ int daemon_clean_stale(const char *dir)
 	return 1;
 }
 
-/* ---- the daemon ---- */
+/* ---- stopping: close the sessions in order, then leave the loop ---- */
+
+static void on_closing(struct loop *loop, struct loop_timer *t, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	if (net_idle(d->net) || loop_now(loop) >= d->stop_deadline)
+		loop_stop(loop);
+	else
+		loop_timer_rearm(loop, t, CLOSE_POLL_NS);
+}
+
+/* begin_stop - say goodbye to the rendezvous and buddies (at most
+ * DAEMON_NET_CLOSE_MS), then stop the loop; a second call stops at once. */
+static void begin_stop(struct daemon *d)
+{
+	if (d->stopping || !d->net) {
+		loop_stop(d->loop);
+		return;
+	}
+	d->stopping = true;
+	net_shutdown(d->net);
+	d->stop_deadline = loop_now(d->loop) + DAEMON_NET_CLOSE_MS * LOOP_NS_PER_MS;
+	if (loop_timer_add(d->loop, CLOSE_POLL_NS, on_closing, d, NULL))
+		loop_stop(d->loop);
+}
+
+/* ---- the wiring between net, sync, xfer and fs (daemon.h) ---- */
+
+static int hook_open_flow(void *ctx, const uint8_t peer_id[static STORE_PEER_ID_BYTES], const uint8_t *meta,
+			  size_t meta_len, struct rtmfp_send **out)
+{
+	struct daemon *d = ctx;
+
+	*out = NULL;
+	return d->net ? net_open_flow(d->net, peer_id, meta, meta_len, out) : -ENOTCONN;
+}
+
+/* hook_kick - sync or xfer wrote outside the instance's callbacks: send now. */
+static void hook_kick(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	if (d->net)
+		rtmfp_posix_kick(net_posix(d->net));
+}
+
+static void hook_presence(void *ctx, const uint8_t peer_id[static STORE_PEER_ID_BYTES], bool online)
+{
+	struct daemon *d = ctx;
+
+	if (d->sync)
+		sync_peer_online(d->sync, peer_id, online);
+	if (!online && d->xfer)
+		xfer_peer_down(d->xfer, peer_id);
+}
+
+static void hook_buddy_up(void *ctx, const uint8_t peer_id[static STORE_PEER_ID_BYTES], bool up)
+{
+	struct daemon *d = ctx;
+
+	if (d->fs)
+		fs_buddy_set_online(d->fs, peer_id, up);
+}
+
+static void hook_entry_changed(void *ctx, const uint8_t buddy[static STORE_PEER_ID_BYTES], const char *path)
+{
+	struct daemon *d = ctx;
+
+	if (d->fs)
+		fs_entry_changed(d->fs, buddy, path);
+}
+
+static bool hook_allowed(void *ctx, const uint8_t peer_id[static STORE_PEER_ID_BYTES])
+{
+	struct daemon *d = ctx;
+
+	return d->sync && sync_buddy_is_up(d->sync, peer_id);
+}
+
+static void hook_arrived(void *ctx, const uint8_t hash[static STORE_HASH_BYTES], int err)
+{
+	struct daemon *d = ctx;
+
+	if (d->fs)
+		fs_block_arrived(d->fs, hash, err);
+}
+
+static int hook_fetch(void *ctx, const struct xfer_want *w)
+{
+	struct daemon *d = ctx;
+
+	return d->xfer ? xfer_fetch(d->xfer, w) : -ENOTCONN;
+}
+
+static void hook_published(void *ctx, const uint8_t buddy[static STORE_PEER_ID_BYTES], const char *path)
+{
+	struct daemon *d = ctx;
+
+	if (d->sync)
+		sync_published(d->sync, buddy, path);
+}
+
+/* net's upper modules: sync then xfer (ctx is the module) */
+static void sync_opened(void *ctx, struct rtmfp_session *ss)
+{
+	sync_on_session_opened(ctx, ss);
+}
+
+static void sync_closed(void *ctx, struct rtmfp_session *ss, int err)
+{
+	sync_on_session_closed(ctx, ss, err);
+}
+
+static bool sync_rflow(void *ctx, struct rtmfp_recv *f, const uint8_t *meta, size_t len, struct rtmfp_send *assoc)
+{
+	return sync_on_recv_flow(ctx, f, meta, len, assoc);
+}
+
+static bool sync_msg(void *ctx, struct rtmfp_recv *f, const uint8_t *msg, size_t len)
+{
+	return sync_on_message(ctx, f, msg, len);
+}
+
+static bool sync_rclosed(void *ctx, struct rtmfp_recv *f, int err)
+{
+	return sync_on_recv_closed(ctx, f, err);
+}
+
+static bool sync_wr(void *ctx, struct rtmfp_send *f)
+{
+	return sync_on_writable(ctx, f);
+}
+
+static bool sync_sclosed(void *ctx, struct rtmfp_send *f, int err)
+{
+	return sync_on_send_closed(ctx, f, err);
+}
+
+static void xfer_closed(void *ctx, struct rtmfp_session *ss, int err)
+{
+	xfer_on_session_closed(ctx, ss, err);
+}
+
+static bool xfer_rflow(void *ctx, struct rtmfp_recv *f, const uint8_t *meta, size_t len, struct rtmfp_send *assoc)
+{
+	return xfer_on_recv_flow(ctx, f, meta, len, assoc);
+}
+
+static bool xfer_msg(void *ctx, struct rtmfp_recv *f, const uint8_t *msg, size_t len)
+{
+	return xfer_on_message(ctx, f, msg, len);
+}
+
+static bool xfer_rclosed(void *ctx, struct rtmfp_recv *f, int err)
+{
+	return xfer_on_recv_closed(ctx, f, err);
+}
+
+static bool xfer_wr(void *ctx, struct rtmfp_send *f)
+{
+	return xfer_on_writable(ctx, f);
+}
+
+static bool xfer_sclosed(void *ctx, struct rtmfp_send *f, int err)
+{
+	return xfer_on_send_closed(ctx, f, err);
+}
+
+/* ---- control requests and status ---- */
 
 static void append_status(struct daemon *d, struct buf_writer *w);
+static void append_buddies(struct daemon *d, struct buf_writer *w);
 
 static int on_ctl(void *ctx, uint8_t type, struct buf_writer *text, bool *hold)
 {
@@ -247,10 +457,16 @@ static int on_ctl(void *ctx, uint8_t type, struct buf_writer *text, bool *hold)
 	case CTL_REQ_STATUS:
 		append_status(d, text);
 		return 0;
+	case CTL_REQ_BUDDIES:
+		append_buddies(d, text);
+		return 0;
+	case CTL_REQ_RESCAN:
+		net_rescan(d->net);
+		return 0;
 	case CTL_REQ_UMOUNT:
 		buf_put_bytes(text, bye, sizeof(bye) - 1);
 		*hold = true;
-		loop_stop(d->loop);
+		begin_stop(d);
 		return 0;
 	default:
 		buf_put_bytes(text, "unknown request", 15);
@@ -272,6 +488,15 @@ static void put_line(struct buf_writer *w, const char *fmt, ...)
 		buf_put_bytes(w, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+/* rtt_text - the session's smoothed RTT in milliseconds, "12.3" (0.0 on
+ * loopback: RTMFP timestamps tick in 4 ms). */
+static const char *rtt_text(char out[static 24], uint64_t srtt_ns)
+{
+	snprintf(out, 24, "%llu.%llu", (unsigned long long)(srtt_ns / 1000000),
+		 (unsigned long long)(srtt_ns / 100000 % 10));
+	return out;
+}
+
 struct status_ctx {
 	struct daemon *d;
 	struct buf_writer *w;
@@ -280,39 +505,128 @@ struct status_ctx {
 static int status_peer(void *ctx, const struct store_peer *p)
 {
 	struct status_ctx *c = ctx;
-	char hex[IDENTITY_PEER_ID_HEX_BYTES];
+	struct daemon *d = c->d;
+	char hex[IDENTITY_PEER_ID_HEX_BYTES], addr[UDP_ADDR_STR_BYTES], rtt[24];
+	const char *name = p->name[0] ? p->name : "-";
+	struct sync_buddy_stats ss;
+	struct net_peer_info ni;
 
 	if (p->buddy != STORE_BUDDY_ADDED)
 		return 0;
 	identity_peer_id_hex(hex, p->id);
-	put_line(c->w, "buddy %s %s sharing=%s online=%s\n", p->name[0] ? p->name : "-", hex,
-		 p->mutual || c->d->p->test_online ? "mutual" : "pending",
-		 fs_buddy_online(c->d->fs, p->id) || c->d->p->test_online ? "yes" : "no");
+	net_peer_info(d->net, p->id, &ni);
+	put_line(c->w, "buddy %s %s sharing=%s online=%s\n", name, hex,
+		 p->mutual || d->p->test_online ? "mutual" : "pending",
+		 ni.online || fs_buddy_online(d->fs, p->id) || d->p->test_online ? "yes" : "no");
+	if (ni.session) {
+		udp_addr_format(addr, &ni.addr);
+		put_line(c->w, "link %s %s %s rtt_ms=%s\n", name, ni.relayed ? "relayed" : "direct", addr,
+			 rtt_text(rtt, ni.srtt_ns));
+	}
+	if (sync_buddy_stats(d->sync, p->id, &ss) == 0)
+		put_line(c->w, "folder %s %s applied=%llu conflicts=%llu refused=%llu\n", name,
+			 ss.up ? "up" : "down", (unsigned long long)ss.applied, (unsigned long long)ss.conflicts,
+			 (unsigned long long)ss.refused);
 	return 0;
+}
+
+static int buddies_peer(void *ctx, const struct store_peer *p)
+{
+	struct status_ctx *c = ctx;
+	char hex[IDENTITY_PEER_ID_HEX_BYTES], addr[UDP_ADDR_STR_BYTES], rtt[24];
+	struct net_peer_info ni;
+
+	if (p->buddy != STORE_BUDDY_ADDED)
+		return 0;
+	identity_peer_id_hex(hex, p->id);
+	net_peer_info(c->d->net, p->id, &ni);
+	if (ni.have_addr)
+		udp_addr_format(addr, &ni.addr);
+	put_line(c->w, "%s %s %s %s %s\n", hex, ni.online ? "online" : "offline", ni.have_addr ? addr : "-",
+		 ni.session ? (ni.relayed ? "relayed" : "direct") : "-", ni.session ? rtt_text(rtt, ni.srtt_ns) : "-");
+	return 0;
+}
+
+static void append_buddies(struct daemon *d, struct buf_writer *w)
+{
+	struct status_ctx c = { d, w };
+
+	store_peer_foreach(d->store, buddies_peer, &c);
+}
+
+static void append_transfers(struct daemon *d, struct buf_writer *w)
+{
+	struct xfer_stat st[STATUS_XFER_MAX];
+	size_t n = xfer_stats(d->xfer, st, STATUS_XFER_MAX);
+	struct xfer_totals t;
+
+	xfer_totals(d->xfer, &t);
+	put_line(w, "blocks fetched=%llu fetched_bytes=%llu bad=%llu timeouts=%llu served=%llu served_bytes=%llu\n",
+		 (unsigned long long)t.blocks_fetched, (unsigned long long)t.bytes_fetched,
+		 (unsigned long long)t.blocks_bad, (unsigned long long)t.timeouts, (unsigned long long)t.blocks_served,
+		 (unsigned long long)t.bytes_served);
+	if (n == 0) {
+		put_line(w, "transfers none\n");
+		return;
+	}
+	put_line(w, "transfers %zu\n", n);
+	for (size_t i = 0; i < n; i++) {
+		char hex[IDENTITY_PEER_ID_HEX_BYTES];
+		struct store_peer p;
+		const char *name = hex;
+
+		identity_peer_id_hex(hex, st[i].peer);
+		if (store_peer_get(d->store, st[i].peer, &p) == 0 && p.name[0])
+			name = p.name;
+		put_line(w, "transfer %s %s done=%llu total=%llu rate=%llu/s in_flight=%u\n", name,
+			 st[i].serving ? "serving" : "fetching", (unsigned long long)st[i].bytes_done,
+			 (unsigned long long)st[i].bytes_total, (unsigned long long)st[i].rate_bytes_s,
+			 st[i].in_flight);
+	}
 }
 
 static void append_status(struct daemon *d, struct buf_writer *w)
 {
-	char hex[IDENTITY_PEER_ID_HEX_BYTES];
+	char hex[IDENTITY_PEER_ID_HEX_BYTES], a[UDP_ADDR_STR_BYTES], b[UDP_ADDR_STR_BYTES];
 	struct status_ctx c = { d, w };
+	struct sockaddr_storage local;
+	struct net_rdv_info ri;
 
 	identity_peer_id_hex(hex, d->id->peer_id);
 	put_line(w, "home %s\n", d->p->home);
 	put_line(w, "mount %s\n", d->mountpoint);
 	put_line(w, "pid %ld\n", (long)getpid());
 	put_line(w, "peer %s %s\n", hex, d->id->config.name);
-	put_line(w, "rendezvous %s\n", "none (not built yet)");
+	if (net_local(d->net, &local) == 0) {
+		udp_addr_format(a, &local);
+		put_line(w, "udp %s\n", a);
+	}
+	net_rdv_info(d->net, &ri);
+	if (!ri.configured) {
+		put_line(w, "rendezvous none\n");
+	} else {
+		udp_addr_format(a, &ri.server);
+		if (ri.have_observed)
+			udp_addr_format(b, &ri.observed);
+		put_line(w, "rendezvous %s %s observed=%s registered=%s\n", a,
+			 ri.connected ? "connected" : "connecting", ri.have_observed ? b : "-",
+			 ri.reg_code < 0 ? "-" : ri.reg_code == RDV_OK ? "yes" : rdv_result_str((unsigned)ri.reg_code));
+	}
 	if (d->p->test_online)
 		put_line(w, "test_online yes\n");
+	if (d->p->test_tamper)
+		put_line(w, "test_tamper yes\n");
 	store_peer_foreach(d->store, status_peer, &c);
-	put_line(w, "transfers none\n");
+	append_transfers(d, w);
 }
 
 static void on_signal(struct loop *loop, int signo, void *ctx)
 {
-	(void)ctx;
+	struct daemon *d = ctx;
+
+	(void)loop;
 	log_info("signal %d: unmounting", signo);
-	loop_stop(loop);
+	begin_stop(d);
 }
 
 static void on_fs_exit(void *ctx)
@@ -320,7 +634,7 @@ static void on_fs_exit(void *ctx)
 	struct daemon *d = ctx;
 
 	log_info("the kernel ended the session (unmounted from outside)");
-	loop_stop(d->loop);
+	begin_stop(d);
 }
 
 /* notify - tell the waiting parent how start-up went ('K' or 'E'). */
@@ -360,6 +674,112 @@ static void write_lock_info(struct daemon *d)
 		(void)!pwrite(d->lock_fd, text, (size_t)n, 0);
 }
 
+/*
+ * net_config - the socket address and the rendezvous from the options and
+ * the home's config.  A rendezvous whose name does not resolve is left
+ * out with a warning (the daemon still serves the mount and buddies that
+ * connect).  Errors: -EINVAL (a bad -o bind).
+ */
+static int net_config(struct daemon *d, struct net_params *np)
+{
+	char host[IDENTITY_HOST_MAX + 1], text[IDENTITY_ADDR_TEXT_BYTES + 8];
+	const char *opt = d->p->rendezvous;
+	uint16_t port = 0;
+	int rc;
+
+	host[0] = '\0';
+	if (opt[0] && strcmp(opt, "none") != 0) {
+		if (identity_addr_parse(host, &port, opt, RDV_DEFAULT_PORT))
+			host[0] = '\0';
+	} else if (!opt[0] && d->id->config.rdv_host[0]) {
+		snprintf(host, sizeof(host), "%s", d->id->config.rdv_host);
+		port = d->id->config.rdv_port;
+	}
+	if (host[0]) {
+		identity_addr_format(text, host, port);
+		rc = udp_addr_parse(&np->rdv, text, RDV_DEFAULT_PORT);
+		if (rc == 0)
+			np->have_rdv = true;
+		else
+			log_warn("cannot resolve the rendezvous %s (%s): running without it", text, bfs_strerror(rc));
+	}
+	if (d->p->bind[0])
+		snprintf(text, sizeof(text), strchr(d->p->bind, ':') ? "[%s]:%u" : "%s:%u", d->p->bind, d->p->port);
+	else
+		snprintf(text, sizeof(text), np->have_rdv && np->rdv.ss_family == AF_INET6 ? "[::]:%u" : "0.0.0.0:%u",
+			 d->p->port);
+	rc = udp_addr_parse(&np->bind, text, 0);
+	if (rc)
+		log_error("bad UDP address %s: %s", text, bfs_strerror(rc));
+	return rc;
+}
+
+/* start_net - sync, xfer and net, wired (daemon.h).  Logs its error. */
+static int start_net(struct daemon *d)
+{
+	struct sync_params sp = { 0 };
+	struct xfer_params xp = { 0 };
+	struct net_params np = { 0 };
+	char text[UDP_ADDR_STR_BYTES];
+	int rc;
+
+	sp.loop = d->loop;
+	sp.store = d->store;
+	sp.id = d->id;
+	sp.open_flow = hook_open_flow;
+	sp.buddy_up = hook_buddy_up;
+	sp.entry_changed = hook_entry_changed;
+	sp.kick = hook_kick;
+	sp.dead_ms = DAEMON_SYNC_DEAD_MS;
+	sp.ctx = d;
+	rc = sync_new(&d->sync, &sp);
+	if (rc) {
+		log_error("cannot start the folder protocol: %s", bfs_strerror(rc));
+		return rc;
+	}
+	xp.loop = d->loop;
+	xp.store = d->store;
+	xp.id = d->id;
+	xp.home = d->p->home;
+	xp.timeout_s = d->p->timeout_s;
+	xp.test_tamper = d->p->test_tamper;
+	xp.open_flow = hook_open_flow;
+	xp.allowed = hook_allowed;
+	xp.arrived = hook_arrived;
+	xp.kick = hook_kick;
+	xp.ctx = d;
+	rc = xfer_new(&d->xfer, &xp);
+	if (rc) {
+		log_error("cannot start block transfers: %s", bfs_strerror(rc));
+		return rc;
+	}
+	rc = net_config(d, &np);
+	if (rc)
+		return rc;
+	np.loop = d->loop;
+	np.store = d->store;
+	np.id = d->id;
+	np.presence = hook_presence;
+	np.ctx = d;
+	np.n_upper = 2;
+	np.upper[0] = (struct net_upper){
+		.meta = SYNC_FLOW_METADATA, .session_opened = sync_opened, .session_closed = sync_closed,
+		.recv_flow = sync_rflow, .message = sync_msg, .recv_closed = sync_rclosed, .writable = sync_wr,
+		.send_closed = sync_sclosed, .ctx = d->sync,
+	};
+	np.upper[1] = (struct net_upper){
+		.meta = XFER_FLOW_METADATA, .session_closed = xfer_closed, .recv_flow = xfer_rflow,
+		.message = xfer_msg, .recv_closed = xfer_rclosed, .writable = xfer_wr, .send_closed = xfer_sclosed,
+		.ctx = d->xfer,
+	};
+	rc = net_new(&d->net, &np);
+	if (rc) {
+		udp_addr_format(text, &np.bind);
+		log_error("cannot open the UDP socket on %s: %s", text, bfs_strerror(rc));
+	}
+	return rc;
+}
+
 /* run - the daemon proper, after the fork.  Returns 0 or an error (logged). */
 static int run(struct daemon *d)
 {
@@ -380,6 +800,9 @@ static int run(struct daemon *d)
 		log_error("cannot make the event loop: %s", bfs_strerror(rc));
 		goto out;
 	}
+	rc = start_net(d);
+	if (rc)
+		goto out;
 	fp.home = d->p->home;
 	fp.loop = d->loop;
 	fp.store = d->store;
@@ -387,6 +810,10 @@ static int run(struct daemon *d)
 	fp.test_online = d->p->test_online;
 	fp.on_exit = on_fs_exit;
 	fp.ctx = d;
+	fp.fetch = hook_fetch;
+	fp.published = hook_published;
+	fp.net_ctx = d;
+	fp.timeout_s = d->p->timeout_s;
 	rc = fs_new(&d->fs, &fp);
 	if (rc) {
 		log_error("cannot prepare %s/%s and %s/%s: %s", d->p->home, FS_OBJECTS_DIR, d->p->home,
@@ -416,6 +843,11 @@ static int run(struct daemon *d)
 		to_log(d);
 		notify(d, 'K');
 	}
+	rc = net_start(d->net);
+	if (rc) {
+		log_error("cannot start the network: %s", bfs_strerror(rc));
+		goto out;
+	}
 	rc = loop_run(d->loop);
 	if (rc)
 		log_error("event loop: %s", bfs_strerror(rc));
@@ -423,6 +855,12 @@ static int run(struct daemon *d)
 out:
 	fs_free(d->fs); /* unmounts after answering what was queued */
 	d->fs = NULL;
+	net_free(d->net); /* the instance first: flows die without events */
+	d->net = NULL;
+	sync_free(d->sync);
+	d->sync = NULL;
+	xfer_free(d->xfer);
+	d->xfer = NULL;
 	store_close(d->store);
 	d->store = NULL;
 	ctl_server_free(d->ctl); /* last: a waiting `umount` sees EOF now */
@@ -601,6 +1039,37 @@ int daemon_status(const char *home, char **text)
 	}
 	*text = r.text;
 	return 0;
+}
+
+int daemon_buddies(const char *home, char **text)
+{
+	struct ctl_reply r;
+	int rc = ask(home, CTL_REQ_BUDDIES, false, &r);
+
+	*text = NULL;
+	if (rc == -ENOENT || rc == -ECONNREFUSED)
+		return -ESRCH;
+	if (rc)
+		return rc;
+	if (r.code) {
+		free(r.text);
+		return -r.code;
+	}
+	*text = r.text;
+	return 0;
+}
+
+int daemon_rescan(const char *home)
+{
+	struct ctl_reply r;
+	int rc = ask(home, CTL_REQ_RESCAN, false, &r);
+
+	if (rc == -ENOENT || rc == -ECONNREFUSED)
+		return -ESRCH;
+	if (rc)
+		return rc;
+	free(r.text);
+	return r.code ? -r.code : 0;
 }
 
 /* serves - the daemon of @home is mounted on @mnt. */

@@ -35,7 +35,7 @@
 
 #define REQS_PER_WAKEUP 64
 #define FS_UNKNOWN_INO 0xffffffffu /* d_ino of a listed name with no inode yet */
-#define FS_READAHEAD_BYTES (4u << 20)
+#define FS_READAHEAD_BYTES (8u << 20) /* the kernel's read-ahead of our mount */
 
 /* ---- buddies ---- */
 
@@ -82,45 +82,147 @@ void fs_buddy_set_online(struct fs *fs, const uint8_t id[static STORE_PEER_ID_BY
 			fs->n_online--;
 			break;
 		}
-	if (fs->se && fs->mounted && store_peer_get(fs->store, id, &p) == 0 && p.name[0])
-		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, p.name, strlen(p.name));
+	if (fs->nt && store_peer_get(fs->store, id, &p) == 0 && p.name[0])
+		fs_notify_entry(fs, FUSE_ROOT_ID, p.name);
 }
 
+/*
+ * The kernel's caches are dropped through the notifier thread (fs_notify.c):
+ * writing a notification from the loop could wait for a lock held by a
+ * request that only the loop answers.
+ */
 void fs_entry_changed(struct fs *fs, const uint8_t buddy[static STORE_PEER_ID_BYTES], const char *path)
 {
 	struct node *n = fs_node_find(fs, buddy, path), *parent;
 	const char *slash = strrchr(path, '/');
 	char *dir;
 
-	if (!fs->se || !fs->mounted)
+	if (!path[0])
 		return;
 	if (n) {
+		struct store_entry *e = malloc(sizeof(*e));
+
 		n->cached_valid = false;
-		fuse_lowlevel_notify_inval_inode(fs->se, n->ino, 0, 0);
+		fs_notify_inode(fs, n->ino, true);
+		/* removed: the next lookup of the name gets a new inode (unless we have writes of it) */
+		if (e && !n->stage && !n->job && fs_live_entry(fs, buddy, path, e) == -ENOENT) {
+			fs_node_unhash(fs, n);
+			fs_node_release(fs, n);
+		}
+		free(e);
 	}
 	dir = strndup(path, slash ? (size_t)(slash - path) : 0);
 	if (!dir)
 		return;
 	parent = fs_node_find(fs, buddy, dir);
 	if (parent) {
-		const char *name = slash ? slash + 1 : path;
-
-		fuse_lowlevel_notify_inval_entry(fs->se, parent->ino, name, strlen(name));
+		fs_notify_entry(fs, parent->ino, slash ? slash + 1 : path);
+		fs_notify_inode(fs, parent->ino, true); /* its attributes and cached listing */
 	}
 	free(dir);
 }
 
 /* ---- the operations ---- */
 
+/*
+ * bdi_of - the "MAJOR:MINOR" of the file system mounted on @mnt (fuse.buddyfs,
+ * the last such mount), from /proc/self/mountinfo: never stat() our own
+ * mount from the loop (the kernel would ask the loop).
+ */
+static int bdi_of(const char *mnt, char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t len = 0;
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &len, f) > 0) {
+		char dev[32], point[PATH_MAX], *dash = strstr(line, " - "), *o = point;
+
+		if (!dash || sscanf(line, "%*u %*u %31s %*s %4095s", dev, point) != 2 ||
+		    strncmp(dash, " - fuse.buddyfs ", 16) != 0)
+			continue;
+		/* mountinfo writes space, tab, newline and backslash as \ooo */
+		for (const char *c = point; *c; o++) {
+			if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] >= '0' && c[2] <= '7' &&
+			    c[3] >= '0' && c[3] <= '7') {
+				*o = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+				c += 4;
+			} else {
+				*o = *c++;
+			}
+		}
+		*o = '\0';
+		if (strcmp(point, mnt) == 0) {
+			snprintf(out, cap, "%s", dev);
+			rc = 0;
+		}
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * raise_readahead - the kernel starts a FUSE mount with the default
+ * read-ahead (128 KiB, and max_readahead can only lower it), so sequential
+ * reads would come in 128 KiB requests.  Raise the mount's read-ahead to
+ * FS_READAHEAD_BYTES in sysfs (needs root; best effort).  Runs after the
+ * INIT reply, which would lower it again.
+ */
+static void raise_readahead(struct loop *loop, void *ctx)
+{
+	struct fs *fs = ctx;
+	char dev[32], path[96], kb[32];
+	int fd, n, rc;
+
+	(void)loop;
+	if (!fs->mountpoint || !fs->mounted)
+		return;
+	rc = bdi_of(fs->mountpoint, dev, sizeof(dev));
+	if (rc) {
+		log_debug("read-ahead of %s left as it is: %s", fs->mountpoint, bfs_strerror(rc));
+		return;
+	}
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	n = snprintf(kb, sizeof(kb), "%u\n", FS_READAHEAD_BYTES / 1024);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	rc = fd < 0 || write(fd, kb, (size_t)n) != n ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (rc) {
+		log_debug("read-ahead of %s left as it is: %s: %s", fs->mountpoint, path, strerror(-rc));
+		return;
+	}
+	log_debug("read-ahead of %s (bdi %s) is %u KiB", fs->mountpoint, dev, FS_READAHEAD_BYTES / 1024);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
+
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
-	/* large sequential requests: the kernel caps these at what it supports */
+	/*
+	 * Large requests: libfuse offers max_write = its buffer (1 MiB) and
+	 * max_pages to match, so reads and writes come in up to 1 MiB pieces;
+	 * read-ahead is raised after the reply (raise_readahead).  Several
+	 * reads in flight at once: buddy files answer them as blocks arrive.
+	 */
 	conn->max_readahead = FS_READAHEAD_BYTES;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/*
+	 * O_DIRECT reads as plain requests, not asynchronous ones: a signal
+	 * then interrupts a direct read waiting for a buddy's blocks (EINTR)
+	 * instead of leaving it to the timeout.  Page-cache reads, the usual
+	 * path, are not affected.
+	 */
+	conn->want &= ~FUSE_CAP_ASYNC_DIO;
+	if (loop_defer(fs->loop, raise_readahead, fs))
+		log_debug("read-ahead left as it is: %s", strerror(ENOMEM));
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -244,8 +346,12 @@ static int update_meta(struct fs *fs, struct node *n, const struct stat *attr, i
 			e->mtime_ns = fs_now_ns();
 		else if (to_set & FUSE_SET_ATTR_MTIME)
 			e->mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
+		e->has_base = true;
+		e->base = e->version;
 		e->version++;
 		rc = store_entry_put(fs->store, NULL, e);
+		if (rc == 0)
+			fs_published(fs, n->buddy, n->path);
 	}
 	free(e);
 	return rc;
@@ -253,6 +359,23 @@ static int update_meta(struct fs *fs, struct node *n, const struct stat *attr, i
 
 /* object_open - open the object of the current version of @n read-only. */
 /* stage_open - give @n a staging file with its current data (or none: @empty). */
+/* A truncate waiting for the blocks of a buddy's file (fs_fetch_whole). */
+struct setattr_again {
+	fuse_ino_t ino;
+	struct stat attr;
+	int to_set;
+};
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi);
+
+static void setattr_again(struct fs *fs, fuse_req_t req, const void *ctx)
+{
+	struct setattr_again a = *(const struct setattr_again *)ctx;
+
+	(void)fs;
+	op_setattr(req, a.ino, &a.attr, a.to_set, NULL);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
@@ -265,7 +388,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, n || ino == FUSE_ROOT_ID ? EPERM : ESTALE);
 		return;
 	}
-	if (to_set & FUSE_SET_ATTR_SIZE) {
+	if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0) {
+		/* keeping some of a buddy's file: its blocks must be here first */
+		struct setattr_again a = { .ino = ino, .attr = *attr, .to_set = to_set };
+
+		rc = fs_fetch_whole(fs, req, n, setattr_again, &a, sizeof(a));
+		if (rc == 1)
+			return;
+	}
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		/* temp: no writer has the file open, so this truncate publishes at once */
 		bool temp = !(n->stage && !n->stage->ready), took = false;
 
@@ -371,10 +502,13 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		e->mtime_ns = fs_now_ns();
 		memcpy(e->owner, fs->id->peer_id, ID_BYTES);
 		e->version = version + 1;
+		e->has_base = true;
+		e->base = version;
 	}
 	rc = store_entry_put(fs->store, NULL, e);
 	if (rc)
 		goto out;
+	fs_published(fs, pn->buddy, path);
 	n = fs_node_get(fs, pn->buddy, path);
 	if (!n) {
 		rc = -ENOMEM;
@@ -399,6 +533,8 @@ static int has_live(void *ctx, const struct store_entry *e)
 static int tombstone(struct fs *fs, struct store_txn *t, struct store_entry *e)
 {
 	e->deleted = true;
+	e->has_base = true;
+	e->base = e->version;
 	e->version++;
 	e->size = 0;
 	memcpy(e->owner, fs->id->peer_id, ID_BYTES);
@@ -443,6 +579,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
 			goto out;
 	}
 	rc = tombstone(fs, NULL, e);
+	if (rc == 0)
+		fs_published(fs, pn->buddy, path);
 	if (rc == 0 && n) {
 		if (n->stage)
 			n->stage->discard = true;
@@ -509,6 +647,8 @@ static int move_one(struct fs *fs, struct store_txn *t, struct store_entry *e, c
 	rc = tombstone(fs, t, old);
 	if (rc == 0) {
 		snprintf(e->path, sizeof(e->path), "%s", to);
+		e->has_base = true;
+		e->base = version;
 		e->version = (version > e->version ? version : e->version) + 1;
 		rc = store_entry_put(fs->store, t, e);
 	}
@@ -565,6 +705,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 			rc = 0;
 		if (rc == 0 && have_dst)
 			rc = tombstone(fs, NULL, dst);
+		if (rc == 0 && have_dst)
+			fs_published(fs, pn->buddy, to);
 		if (rc == 0)
 			rc = fs_node_rename(fs, pn->buddy, from, to);
 		goto out;
@@ -616,8 +758,21 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		goto out;
 	}
 	rc = store_txn_commit(t);
-	if (rc == 0)
+	if (rc == 0) {
+		fs_published(fs, pn->buddy, from);
+		fs_published(fs, pn->buddy, to);
+		for (size_t i = 0; i < subs.n; i++) {
+			/* move_one() gave each its new path: the old one is under @from */
+			int err;
+			char *op = fs_path_join(from, subs.v[i].path + strlen(to) + 1, &err);
+
+			if (op)
+				fs_published(fs, pn->buddy, op);
+			fs_published(fs, pn->buddy, subs.v[i].path);
+			free(op);
+		}
 		rc = fs_node_rename(fs, pn->buddy, from, to);
+	}
 out:
 	fuse_reply_err(req, fs_errno(rc));
 	free(subs.v);
@@ -656,6 +811,7 @@ static void handle_free(struct fs *fs, struct handle *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	manifest_free(h->m);
+	free(h->blk);
 	free(h);
 }
 
@@ -741,6 +897,22 @@ out:
 	free(e);
 }
 
+/* An open for writing waiting for the blocks of a buddy's file (fs_fetch_whole). */
+struct open_again {
+	fuse_ino_t ino;
+	struct fuse_file_info fi;
+};
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+static void open_again(struct fs *fs, fuse_req_t req, const void *ctx)
+{
+	struct open_again a = *(const struct open_again *)ctx;
+
+	(void)fs;
+	op_open(req, a.ino, &a.fi);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
@@ -754,6 +926,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!n || !n->path[0]) {
 		fuse_reply_err(req, n || ino == FUSE_ROOT_ID ? EISDIR : ESTALE);
 		return;
+	}
+	if (writer && !(fi->flags & O_TRUNC)) {
+		/* writing into a buddy's file copies it: its blocks must be here first */
+		struct open_again a = { .ino = ino, .fi = *fi };
+
+		rc = fs_fetch_whole(fs, req, n, open_again, &a, sizeof(a));
+		if (rc == 1)
+			return;
+		if (rc) {
+			fuse_reply_err(req, fs_errno(rc));
+			return;
+		}
 	}
 	if (writer) {
 		rc = fs_stage_open(fs, n, (fi->flags & O_TRUNC) != 0);
@@ -794,6 +978,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h->m = m;
+	if (m)
+		memcpy(h->version, n->cached, STORE_HASH_BYTES);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		n->opens--;
@@ -813,15 +999,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 
 	(void)ino;
 	if (h->m) {
-		struct fs *fs = fuse_req_userdata(req);
-		uint8_t *buf = malloc(size ? size : 1);
-		long k = buf ? fs_remote_pread(fs, h->m, buf, size, (uint64_t)off) : -ENOMEM;
-
-		if (k < 0)
-			fuse_reply_err(req, fs_errno((int)k));
-		else
-			fuse_reply_buf(req, (const char *)buf, (size_t)k);
-		free(buf);
+		/* a buddy's file: from the store's blocks, maybe after fetching them */
+		fs_fetch_read(fuse_req_userdata(req), req, h, size, (uint64_t)off);
 		return;
 	}
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -880,6 +1059,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int rc = 0;
 
 	(void)ino;
+	if (h->waits)
+		fs_fetch_fail(fs, h, EIO); /* the kernel waits for reads before it releases: not seen */
 	if (h->writer)
 		rc = fs_stage_put(fs, n);
 	else if (h->fd >= 0)
@@ -1185,6 +1366,8 @@ static void session_ended(struct fs *fs)
 	if (fs->exited)
 		return;
 	fs->exited = true;
+	fs->closing = true;
+	fs_fetch_fail(fs, NULL, EIO);
 	loop_fd_remove(fs->loop, fs->fdh);
 	fs->fdh = NULL;
 	if (fs->on_exit)
@@ -1237,6 +1420,7 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *fsname)
 		return -EIO;
 	}
 	fs->mounted = true;
+	fs->closing = false;
 	fs->mountpoint = strdup(mountpoint);
 	fd = fuse_session_fd(fs->se);
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) ||
@@ -1245,15 +1429,29 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *fsname)
 		fs_unmount(fs);
 		return rc;
 	}
-	return fs->mountpoint ? 0 : -ENOMEM;
+	rc = fs->mountpoint ? fs_notify_start(fs) : -ENOMEM;
+	if (rc)
+		fs_unmount(fs);
+	return rc;
+}
+
+/* pump_all - answer every queued request (while unmounting). */
+static void pump_all(struct fs *fs)
+{
+	if (fs->mounted && !fs->exited)
+		(void)pump(fs, 1 << 20);
 }
 
 void fs_unmount(struct fs *fs)
 {
 	if (!fs->se)
 		return;
-	if (fs->mounted && !fs->exited)
-		pump(fs, 1 << 20); /* files closed before the unmount get published */
+	pump_all(fs); /* files closed before the unmount get published */
+	/* reads waiting for blocks fail now; those coming meanwhile do not wait */
+	fs->closing = true;
+	fs_fetch_fail(fs, NULL, EIO);
+	fs_notify_stop(fs, pump_all);
+	fs_fetch_fail(fs, NULL, EIO);
 	fs_jobs_reap(fs, true);
 	if (fs->fdh)
 		loop_fd_remove(fs->loop, fs->fdh);
@@ -1331,6 +1529,10 @@ int fs_new(struct fs **out, const struct fs_params *p)
 	fs->test_online = p->test_online;
 	fs->on_exit = p->on_exit;
 	fs->ctx = p->ctx;
+	fs->fetch = p->fetch;
+	fs->published = p->published;
+	fs->net_ctx = p->net_ctx;
+	fs->timeout_ns = (uint64_t)(p->timeout_s ? p->timeout_s : FS_TIMEOUT_S_DEFAULT) * LOOP_NS_PER_S;
 	fs->next_ino = FUSE_ROOT_ID + 1;
 	fs->done_pipe[0] = fs->done_pipe[1] = -1;
 	fs->start_ns = fs_now_ns();
@@ -1358,6 +1560,8 @@ void fs_free(struct fs *fs)
 	if (!fs)
 		return;
 	fs_unmount(fs);
+	fs_fetch_fail(fs, NULL, EIO);
+	loop_defer_cancel(fs->loop, raise_readahead, fs);
 	fs_jobs_reap(fs, true);
 	if (fs->done_h)
 		loop_fd_remove(fs->loop, fs->done_h);

@@ -1,8 +1,11 @@
 /*
  * fs_internal.h - what the parts of the file system share (not an API):
  * fs.c (the FUSE operations and the session), fs_node.c (names, the inode
- * table, attributes) and fs_stage.c (staging files, publishing, objects).
- * Everything here runs on the loop's thread.
+ * table, attributes), fs_stage.c (staging files, publishing, objects),
+ * fs_remote.c (a buddy's files: manifests and blocks), fs_fetch.c (reads
+ * waiting for blocks, read-ahead) and fs_notify.c (the notifier thread).
+ * Everything here runs on the loop's thread, but the publish and notifier
+ * threads' own parts, which say so.
  */
 #ifndef BUDDYFS_FS_INTERNAL_H
 #define BUDDYFS_FS_INTERNAL_H
@@ -37,6 +40,8 @@ struct stage {
 	bool ready;      /* no writer left: published, or waiting for the node's job */
 	uint32_t mode;
 	int64_t mtime_ns;
+	bool has_base;   /* base: the entry version this data started from (sync's conflicts) */
+	uint64_t base;
 };
 
 struct node {
@@ -59,6 +64,14 @@ struct handle {
 	int fd;        /* reader: object or staging file; -1 for writers and remote files */
 	bool writer;
 	struct manifest *m; /* reader of a file whose object is not local: its blocks */
+	/* the rest is for readers with @m (fs_fetch.c) */
+	uint8_t version[STORE_HASH_BYTES]; /* the manifest hash of @m */
+	uint64_t next_off;  /* where the last read ended: sequential if the next starts near */
+	uint32_t ahead;     /* blocks before this one were asked for ahead already */
+	uint8_t *blk;       /* the last block read partly, for the next small read */
+	uint32_t blk_index; /* which block @blk holds, if @blk_valid */
+	bool blk_valid;
+	unsigned waits;     /* reads of this handle waiting for blocks */
 };
 
 struct dent {
@@ -76,6 +89,9 @@ struct table {
 	struct node **b;
 	size_t nb, count;
 };
+
+struct wait;
+struct notifier;
 
 struct fs {
 	char *home;
@@ -104,6 +120,16 @@ struct fs {
 	int done_pipe[2];          /* job threads write their struct job * here */
 	struct loop_fd *done_h;
 	int64_t start_ns; /* mtime of the root and the buddy directories */
+
+	/* the network side (fs_fetch.c) */
+	int (*fetch)(void *ctx, const struct xfer_want *w);
+	void (*published)(void *ctx, const uint8_t buddy[32], const char *path);
+	void *net_ctx;
+	uint64_t timeout_ns;
+	struct wait *waits;        /* reads waiting for blocks */
+	bool sweep_queued;         /* a deferred sweep of interrupted waits is queued */
+	bool closing;              /* unmounting: reads no longer wait for blocks */
+	struct notifier *nt;       /* the notifier thread (fs_notify.c), while mounted */
 };
 
 /*
@@ -152,6 +178,8 @@ int fs_live_entry(struct fs *fs, const uint8_t buddy[ID_BYTES], const char *path
 int fs_node_stat(struct fs *fs, struct node *n, struct stat *st);
 /* fs_reply_entry - reply an entry for @n and count the lookup. */
 void fs_reply_entry(fuse_req_t req, struct node *n, const struct stat *st);
+/* fs_published - tell the network side (fs_params.published) that (@buddy, @path) was committed. */
+void fs_published(struct fs *fs, const uint8_t buddy[ID_BYTES], const char *path);
 
 /* ---- fs_stage.c: staging files, publishing, objects ---- */
 
@@ -188,11 +216,64 @@ struct manifest;
  */
 int fs_remote_manifest(struct fs *fs, const struct store_entry *e, struct manifest **out);
 /*
+ * fs_remote_block - block @i of @m into @dst (@cap bytes, at least the
+ * block's length), from the store: a cached copy or a local object.
+ * Errors: -ENOENT when the store does not have it (fetch it), -EIO when
+ * what it has does not fit the manifest or cannot be read.
+ */
+int fs_remote_block(struct fs *fs, const struct manifest *m, uint32_t i, uint8_t *dst, size_t cap);
+/*
  * fs_remote_pread - up to @size bytes at @off of the file of @m, from its
  * blocks in the store (cached copies, or local objects).  Returns the
  * count (short only at the end of the file), or -EIO when a block is not
- * here (sync will fetch it: not built yet).
+ * here (nothing is fetched: for copies of whole files, fs_stage.c).
  */
 long fs_remote_pread(struct fs *fs, const struct manifest *m, uint8_t *buf, size_t size, uint64_t off);
+
+/* ---- fs_fetch.c: reads of a buddy's file, waits for blocks, read-ahead ---- */
+
+/*
+ * fs_fetch_read - answer the read (@size bytes at @off) of @h (a handle
+ * with a manifest): at once when its blocks are here; else ask for the
+ * missing ones and keep @req until they arrived (fs_block_arrived), one
+ * failed, the timeout passed or the kernel interrupted it.  Sequential
+ * reads also ask ahead.
+ */
+void fs_fetch_read(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, uint64_t off);
+/* A FUSE operation to run again once the blocks it needs are here; @ctx is the caller's copy. */
+typedef void fs_fetch_retry_fn(struct fs *fs, fuse_req_t req, const void *ctx);
+/*
+ * fs_fetch_whole - before a write copies @n's current version into a
+ * staging file: 0 when it needs no block from the network (every block
+ * is here, the object is local, @n has staged data, or there is no
+ * network: the copy then fails with EIO by itself); 1 when @req now
+ * waits for the missing blocks, asked for: once they are all here,
+ * @retry(@fs, @req, copy of @ctx) runs (on the loop, from
+ * fs_block_arrived); on failure, timeout or interrupt @req gets EIO or
+ * EINTR and @retry never runs.  -ENOMEM, -EIO (bad manifest).
+ */
+int fs_fetch_whole(struct fs *fs, fuse_req_t req, struct node *n, fs_fetch_retry_fn *retry, const void *ctx,
+		   size_t ctx_len);
+/* fs_fetch_fail - fail the waiting requests of @h (every one when NULL) with @err (positive errno). */
+void fs_fetch_fail(struct fs *fs, struct handle *h, int err);
+
+/* ---- fs_notify.c: kernel cache invalidations, from a thread of their own ---- */
+
+/* fs_notify_start - start the notifier thread on fs->se.  Errors: -ENOMEM, -errno of pthread_create. */
+int fs_notify_start(struct fs *fs);
+/*
+ * fs_notify_inode - drop the kernel's attributes of inode @ino, and its
+ * pages (or a directory's cached listing) when @pages.  Queued; the
+ * notifier thread writes it.  Without a notifier (not mounted), nothing.
+ */
+void fs_notify_inode(struct fs *fs, fuse_ino_t ino, bool pages);
+/* fs_notify_entry - drop the kernel's name @name in directory @parent (queued). */
+void fs_notify_entry(struct fs *fs, fuse_ino_t parent, const char *name);
+/*
+ * fs_notify_stop - drop what is queued and end the thread.  The one it is
+ * writing may wait for a request the loop must answer: @pump(@fs) is
+ * called (answering queued requests) until the thread is done.
+ */
+void fs_notify_stop(struct fs *fs, void (*pump)(struct fs *fs));
 
 #endif

@@ -220,14 +220,29 @@ struct node *fs_node_of(struct fs *fs, fuse_ino_t ino)
 
 /* ---- attributes ---- */
 
+/* the daemon's user owns everything shown; asked once, not per entry listed */
+static uid_t owner_uid;
+static gid_t owner_gid;
+static bool owner_known;
+
+static void owner_ids(struct stat *st)
+{
+	if (!owner_known) {
+		owner_uid = getuid();
+		owner_gid = getgid();
+		owner_known = true;
+	}
+	st->st_uid = owner_uid;
+	st->st_gid = owner_gid;
+}
+
 void fs_stat_dir(struct stat *st, fuse_ino_t ino, uint32_t mode, int64_t mtime_ns)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | (mode & 07777);
 	st->st_nlink = 2;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	owner_ids(st);
 	st->st_size = 4096;
 	st->st_mtim.tv_sec = mtime_ns / 1000000000;
 	st->st_mtim.tv_nsec = mtime_ns % 1000000000;
@@ -285,8 +300,7 @@ int fs_node_stat(struct fs *fs, struct node *n, struct stat *st)
 		st->st_mode = S_IFREG | (n->stage->mode & 07777);
 		st->st_nlink = 1;
 		st->st_blksize = FS_IO_BYTES;
-		st->st_uid = getuid();
-		st->st_gid = getgid();
+		owner_ids(st);
 		st->st_size = s.st_size;
 		st->st_blocks = s.st_blocks;
 		st->st_mtim = s.st_mtim;
@@ -306,6 +320,12 @@ int fs_node_stat(struct fs *fs, struct node *n, struct stat *st)
 		fs_stat_entry(st, n->ino, e);
 	free(e);
 	return rc;
+}
+
+void fs_published(struct fs *fs, const uint8_t buddy[ID_BYTES], const char *path)
+{
+	if (fs->published)
+		fs->published(fs->net_ctx, buddy, path);
 }
 
 void fs_reply_entry(fuse_req_t req, struct node *n, const struct stat *st)

@@ -2,7 +2,7 @@
  * fs_remote.c - reading files whose object is not in this home (a buddy's
  * versions): the signed manifest from the store, checked against the
  * owner's pinned certificate, and the bytes from the store's blocks.
- * Blocks that are not here fail with EIO until sync fetches them.
+ * Fetching the blocks that are not here is fs_fetch.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,8 +67,7 @@ out:
 	return 0;
 }
 
-/* block_bytes - block @i of @m into @buf (its length); -EIO if not here. */
-static int block_bytes(struct fs *fs, const struct manifest *m, uint32_t i, uint8_t *buf, size_t cap)
+int fs_remote_block(struct fs *fs, const struct manifest *m, uint32_t i, uint8_t *dst, size_t cap)
 {
 	struct manifest_block mb;
 	struct store_block b;
@@ -76,20 +75,24 @@ static int block_bytes(struct fs *fs, const struct manifest *m, uint32_t i, uint
 	int fd, rc;
 
 	rc = manifest_block(m, i, &mb);
+	if (rc == 0 && cap < mb.len)
+		rc = -EIO;
 	if (rc == 0)
-		rc = store_block_get(fs->store, NULL, mb.hash, &b, buf, cap);
+		rc = store_block_get(fs->store, NULL, mb.hash, &b, dst, mb.len);
+	if (rc == -ENOENT)
+		return rc;
 	if (rc == 0 && b.length != mb.len)
 		rc = BFS_EBADHASH;
 	if (rc == 0 && b.kind == STORE_BLOCK_LOCAL) {
 		snprintf(path, sizeof(path), "%s/%s/%s", fs->home, FS_OBJECTS_DIR, b.object);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || pread(fd, buf, mb.len, (off_t)b.offset) != (ssize_t)mb.len)
+		if (fd < 0 || pread(fd, dst, mb.len, (off_t)b.offset) != (ssize_t)mb.len)
 			rc = -EIO;
 		if (fd >= 0)
 			close(fd);
 	}
-	if (rc == -ENOENT)
-		log_debug("block %u of a file is not here (fetching is not built yet)", i);
+	if (rc)
+		log_warn("block %u of a file cannot be read from the store: %s", i, bfs_strerror(rc));
 	return rc ? -EIO : 0;
 }
 
@@ -110,11 +113,11 @@ long fs_remote_pread(struct fs *fs, const struct manifest *m, uint8_t *buf, size
 		uint64_t pos = off + done;
 		uint32_t i = (uint32_t)(pos / bsize);
 		size_t in = (size_t)(pos % bsize), n;
-		int rc = block_bytes(fs, m, i, blk, bsize);
+		int rc = fs_remote_block(fs, m, i, blk, bsize);
 
 		if (rc) {
 			free(blk);
-			return rc;
+			return -EIO;
 		}
 		n = bsize - in;
 		if (n > size - done)

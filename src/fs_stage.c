@@ -158,6 +158,8 @@ static int commit(struct fs *fs, struct job *j)
 				   : (int64_t)j->s.st_mtim.tv_sec * 1000000000 + j->s.st_mtim.tv_nsec;
 	memcpy(e->owner, fs->id->peer_id, ID_BYTES);
 	e->version = version + 1;
+	e->has_base = st->has_base;
+	e->base = st->base;
 	memcpy(e->manifest, j->hash, STORE_HASH_BYTES);
 	buf_hex(hex, j->hash, STORE_HASH_BYTES);
 	rc = store_txn_begin(fs->store, &t);
@@ -178,9 +180,11 @@ static int commit(struct fs *fs, struct job *j)
 		goto out;
 	}
 	rc = store_txn_commit(t);
-	if (rc == 0)
+	if (rc == 0) {
 		log_debug("published %s (%llu bytes, version %llu)", n->path, (unsigned long long)e->size,
 			  (unsigned long long)e->version);
+		fs_published(fs, n->buddy, n->path);
+	}
 out:
 	if (rc && j->made_object) {
 		char obj[PATH_MAX];
@@ -338,6 +342,7 @@ static int copy_remote(struct fs *fs, const struct store_entry *e, int fd)
 int fs_stage_open(struct fs *fs, struct node *n, bool empty)
 {
 	struct store_entry *e;
+	uint64_t base;
 	int fd = -1, rc;
 
 	if (n->stage && !n->stage->ready) {
@@ -364,6 +369,8 @@ int fs_stage_open(struct fs *fs, struct node *n, bool empty)
 	e = malloc(sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	/* the base of this write: the entry version at the path now, tombstones included */
+	base = store_entry_get(fs->store, NULL, n->buddy, n->path, e) == 0 ? e->version : 0;
 	rc = fs_live_entry(fs, n->buddy, n->path, e);
 	if (rc == 0 && !empty) {
 		fd = fs_object_open(fs, n, e);
@@ -386,6 +393,10 @@ int fs_stage_open(struct fs *fs, struct node *n, bool empty)
 		rc = stage_new(fs, n, fd, mode);
 		if (rc == 0)
 			n->stage->refs = 1;
+	}
+	if (rc == 0) {
+		n->stage->has_base = true;
+		n->stage->base = base;
 	}
 	if (fd >= 0)
 		close(fd);

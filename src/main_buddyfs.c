@@ -9,7 +9,8 @@
  * failed (one line on stderr says why and what to do next), 2 the command
  * line is wrong (unknown command or option, a missing or malformed
  * argument).  Leaves the work to identity (keys, names, the home) and store
- * (buddies); the daemon commands (mount, umount, status) arrive with it.
+ * (buddies) and daemon (mount, umount, status, and the live columns of
+ * `buddy list`).
  */
 #include <errno.h>
 #include <limits.h>
@@ -501,6 +502,7 @@ static int pin_buddy(struct cli *cli, struct store *s, const char *name,
 		return EXIT_FAIL;
 	}
 	printf("added %s %s (sharing starts once %s adds you too)\n", name, hex, name);
+	(void)daemon_rescan(cli->home); /* a running daemon watches the buddy at once */
 	return EXIT_OK;
 }
 
@@ -604,6 +606,7 @@ static int cmd_buddy_remove(struct cli *cli, const struct command *cmd, int argc
 		goto out;
 	}
 	printf("removed %s\n", name);
+	(void)daemon_rescan(cli->home);
 	rc = EXIT_OK;
 out:
 	store_close(s);
@@ -640,13 +643,52 @@ static int by_name(const void *a, const void *b)
 	return strcmp(((const struct store_peer *)a)->name, ((const struct store_peer *)b)->name);
 }
 
+/*
+ * live_field - the @k-th space-separated field (0: the peer id) of the
+ * daemon's BUDDIES line for @hex in @text, copied into @out; "-" when the
+ * daemon did not list it.
+ */
+static const char *live_field(char *out, size_t cap, const char *text, const char *hex, int k)
+{
+	size_t hl = strlen(hex);
+
+	snprintf(out, cap, "-");
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+
+		if (len > hl && strncmp(line, hex, hl) == 0 && line[hl] == ' ') {
+			const char *f = line + hl + 1, *end = line + len;
+
+			for (int i = 1; i < k && f < end; i++) {
+				const char *sp = memchr(f, ' ', (size_t)(end - f));
+
+				f = sp ? sp + 1 : end;
+			}
+			if (f < end) {
+				const char *sp = memchr(f, ' ', (size_t)(end - f));
+				size_t n = (size_t)((sp ? sp : end) - f);
+
+				if (n < cap) {
+					memcpy(out, f, n);
+					out[n] = '\0';
+				}
+			}
+			return out;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return out;
+}
+
 static int cmd_buddy_list(struct cli *cli, const struct command *cmd, int argc, char **argv)
 {
-	char hex[IDENTITY_PEER_ID_HEX_BYTES];
+	char hex[IDENTITY_PEER_ID_HEX_BYTES], presence[16], addr[72], path[16];
 	struct buddy_rows b = { 0 };
 	struct identity *me = NULL;
 	struct store *s = NULL;
-	int width = 4, rc;
+	char *live = NULL;
+	int width = 4, awidth = 7, rc;
 
 	rc = parse_args(cli, cmd, argc, argv, NULL, 0, NULL, 0, 0);
 	if (rc)
@@ -663,21 +705,40 @@ static int cmd_buddy_list(struct cli *cli, const struct command *cmd, int argc, 
 		rc = EXIT_FAIL;
 		goto out;
 	}
+	/* presence, address and path: live from the running daemon, if any */
+	rc = daemon_buddies(cli->home, &live);
+	if (rc && rc != -ESRCH)
+		log_info("cannot ask the daemon (%s): showing the store only", bfs_strerror(rc));
 	if (b.n > 1)
 		qsort(b.rows, b.n, sizeof(*b.rows), by_name);
-	for (size_t i = 0; i < b.n; i++)
+	for (size_t i = 0; i < b.n; i++) {
 		if ((int)strlen(b.rows[i].name) > width)
 			width = (int)strlen(b.rows[i].name);
-	/* Presence, address and path come from the daemon; offline until it exists. */
-	printf("%-*s  %-64s  %-7s  %-8s  %-7s  %s\n", width, "NAME", "PEERID", "SHARING", "PRESENCE",
+		identity_peer_id_hex(hex, b.rows[i].id);
+		if (live && (int)strlen(live_field(addr, sizeof(addr), live, hex, 2)) > awidth)
+			awidth = (int)strlen(addr);
+	}
+	printf("%-*s  %-64s  %-7s  %-8s  %-*s  %s\n", width, "NAME", "PEERID", "SHARING", "PRESENCE", awidth,
 	       "ADDRESS", "PATH");
 	for (size_t i = 0; i < b.n; i++) {
 		identity_peer_id_hex(hex, b.rows[i].id);
-		printf("%-*s  %-64s  %-7s  %-8s  %-7s  %s\n", width, b.rows[i].name, hex,
-		       b.rows[i].mutual ? "mutual" : "pending", "offline", "-", "-");
+		if (live) {
+			live_field(presence, sizeof(presence), live, hex, 1);
+			if (strcmp(presence, "-") == 0)
+				snprintf(presence, sizeof(presence), "offline");
+			live_field(addr, sizeof(addr), live, hex, 2);
+			live_field(path, sizeof(path), live, hex, 3);
+		} else {
+			snprintf(presence, sizeof(presence), "offline");
+			snprintf(addr, sizeof(addr), "-");
+			snprintf(path, sizeof(path), "-");
+		}
+		printf("%-*s  %-64s  %-7s  %-8s  %-*s  %s\n", width, b.rows[i].name, hex,
+		       b.rows[i].mutual ? "mutual" : "pending", presence, awidth, addr, path);
 	}
 	rc = EXIT_OK;
 out:
+	free(live);
 	free(b.rows);
 	store_close(s);
 	identity_free(me);
@@ -704,8 +765,8 @@ static int cmd_daemon(struct cli *cli, const struct command *cmd, int argc, char
 	if (rc)
 		return rc;
 	if (is_mount && opts[1].value && daemon_options_parse(&dp, opts[1].value, bad, sizeof(bad)) != 0) {
-		log_error("bad mount option '%s': want timeout=SECONDS (1-3600), cache_size=MiB, test_online",
-			  quote(q, bad));
+		log_error("bad mount option '%s': want timeout=SECONDS (1-3600), cache_size=MiB, port=N, "
+			  "bind=IP, rendezvous=HOST:PORT|none, test_online, test_tamper", quote(q, bad));
 		return EXIT_USAGE;
 	}
 	if (strcmp(cmd->name, "umount") == 0) {
@@ -771,9 +832,13 @@ static const struct command buddy_commands[] = {
 			"  NAME      the buddy's name\n"
 			"  PEERID    the pinned peer id (64 hex digits)\n"
 			"  SHARING   mutual (both added each other) or pending\n"
-			"  PRESENCE  online or offline (offline while no daemon runs)\n"
-			"  ADDRESS   the address of the session, or -\n"
-			"  PATH      direct or relayed, or -\n",
+			"  PRESENCE  online or offline, as the running daemon sees it\n"
+			"            (the rendezvous's presence, or an open session);\n"
+			"            offline while no daemon runs\n"
+			"  ADDRESS   the far address of the session with the buddy, else the\n"
+			"            address the rendezvous sees it at, or -\n"
+			"  PATH      direct, or relayed through the rendezvous, while a session\n"
+			"            is open; - otherwise\n",
 	},
 	{ 0 },
 };
@@ -815,10 +880,22 @@ static const struct command commands[] = {
 			"directory per online buddy.  Returns once the mount is live.  One\n"
 			"daemon per home; a stale mount left by a crashed daemon is cleaned.\n"
 			"\n"
+			"The daemon keeps one UDP socket: buddies and the rendezvous (set by\n"
+			"'buddyfs init --rendezvous') reach it there.\n"
+			"\n"
 			"  -f, --foreground        stay in the foreground (Ctrl-C unmounts)\n"
-			"  -o, --options OPTS      comma-separated: timeout=SECONDS (default 15),\n"
-			"                          cache_size=MiB, test_online (TESTS ONLY: every\n"
-			"                          buddy counts as online and mutual)\n",
+			"  -o, --options OPTS      comma-separated:\n"
+			"      timeout=SECONDS     a read waiting for a silent buddy fails (EIO)\n"
+			"                          after this long (1-3600, default 15)\n"
+			"      cache_size=MiB      the cap of the cache of buddies' blocks\n"
+			"      port=N              the UDP port (default 0: any free port)\n"
+			"      bind=IP             the UDP socket's address (numeric; default all)\n"
+			"      rendezvous=HOST:PORT  another rendezvous than the home's for this\n"
+			"                          run; rendezvous=none for none\n"
+			"      test_online         TESTS ONLY: every buddy counts as online and\n"
+			"                          mutual\n"
+			"      test_tamper         TESTS ONLY: corrupt every block served to\n"
+			"                          buddies (their reads must refuse it)\n",
 	},
 	{
 		.name = "umount", .run = cmd_daemon, .path = "umount", .args = "DIR",
@@ -830,9 +907,20 @@ static const struct command commands[] = {
 	{
 		.name = "status", .run = cmd_daemon, .path = "status", .args = "",
 		.summary = "the running daemon's view",
-		.help = "Prints the running daemon's view as 'key value' lines: home, mount,\n"
-			"pid, peer, rendezvous, one 'buddy NAME PEERID sharing=.. online=..'\n"
-			"line per buddy, transfers.  Exits 1 when no daemon runs.\n",
+		.help = "Prints the running daemon's view as 'key value' lines:\n"
+			"  home DIR, mount DIR, pid N, peer PEERID NAME\n"
+			"  udp ADDR                  the socket buddies reach\n"
+			"  rendezvous none, or rendezvous ADDR connected|connecting\n"
+			"             observed=ADDR registered=yes|-|WHY\n"
+			"  buddy NAME PEERID sharing=mutual|pending online=yes|no   per buddy\n"
+			"  link NAME direct|relayed FARADDR rtt_ms=RTT   per open session\n"
+			"  folder NAME up|down applied=N conflicts=N refused=N   per buddy\n"
+			"         the folder protocol has seen\n"
+			"  blocks fetched=N fetched_bytes=B bad=N timeouts=N served=N\n"
+			"         served_bytes=B                  since the daemon started\n"
+			"  transfers none, or transfers N and per transfer\n"
+			"  transfer NAME fetching|serving done=B total=B rate=B/s in_flight=N\n"
+			"Exits 1 when no daemon runs.\n",
 	},
 	{
 		.name = "help", .run = cmd_help, .path = "help", .args = "[COMMAND [SUBCOMMAND]]",

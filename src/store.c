@@ -14,6 +14,7 @@
  *   blocks     block hash (32)
  *   lru        access tick, u64 big-endian (8) -> block hash (32)
  *   lru_hash   block hash (32) -> access tick (8)
+ *   synced     the same key as entries -> what sync last agreed on
  *   meta       "schema" -> u32 big-endian; "cache_bytes" -> u64 big-endian
  *
  * Reads that touch the LRU (store_block_get) do not write: they queue the
@@ -55,7 +56,7 @@ struct store_txn {
 
 struct store {
 	MDB_env *env;
-	MDB_dbi meta, peers, names, entries, manifests, blocks, lru, lru_hash;
+	MDB_dbi meta, peers, names, entries, manifests, blocks, lru, lru_hash, synced;
 	MDB_txn *rtxn;          /* the read transaction, reset between uses */
 	unsigned int rdepth;    /* nested users of rtxn (callbacks that read) */
 	struct store_txn batch; /* the one store_txn */
@@ -359,10 +360,11 @@ static int op_del(struct op *op, MDB_dbi dbi, const void *k, size_t klen)
 static int open_dbs(struct store *s, MDB_txn *txn)
 {
 	static const char *const names[] = {
-		"peers", "names", "entries", "manifests", "blocks", "lru", "lru_hash",
+		"peers", "names", "entries", "manifests", "blocks", "lru", "lru_hash", "synced",
 	};
 	MDB_dbi *dbis[] = {
 		&s->peers, &s->names, &s->entries, &s->manifests, &s->blocks, &s->lru, &s->lru_hash,
+		&s->synced,
 	};
 	int rc;
 
@@ -878,6 +880,64 @@ int store_entry_foreach(struct store *s, struct store_txn *t, const uint8_t budd
 			store_entry_fn fn, void *ctx)
 {
 	return walk(s, t, buddy, STORE_PEER_ID_BYTES, buddy, STORE_PEER_ID_BYTES, false, fn, ctx);
+}
+
+/* ---- synced records ---- */
+
+int store_synced_put(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		     const char *path, const struct store_synced *v)
+{
+	uint8_t key[ENTRY_KEY_MAX_BYTES], rec[STORE_SYNCED_RECORD_BYTES];
+	size_t klen;
+	struct op op;
+	int rc = store_path_check(path);
+
+	if (rc)
+		return rc;
+	store_synced_encode(rec, sizeof(rec), v);
+	klen = entry_key(key, buddy, path);
+	rc = op_begin(s, t, true, &op);
+	if (rc)
+		return rc;
+	return op_end(&op, op_put(&op, s->synced, key, klen, rec, sizeof(rec)));
+}
+
+int store_synced_get(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		     const char *path, struct store_synced *out)
+{
+	uint8_t key[ENTRY_KEY_MAX_BYTES];
+	MDB_val v;
+	struct op op;
+	size_t klen;
+	int rc = store_path_check(path);
+
+	if (rc)
+		return rc;
+	klen = entry_key(key, buddy, path);
+	rc = op_begin(s, t, false, &op);
+	if (rc)
+		return rc;
+	rc = db_get(op.txn, s->synced, key, klen, &v);
+	if (rc == 0)
+		rc = store_synced_decode(out, v.mv_data, v.mv_size);
+	return op_end(&op, rc);
+}
+
+int store_synced_del(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		     const char *path)
+{
+	uint8_t key[ENTRY_KEY_MAX_BYTES];
+	size_t klen;
+	struct op op;
+	int rc = store_path_check(path);
+
+	if (rc)
+		return rc;
+	klen = entry_key(key, buddy, path);
+	rc = op_begin(s, t, true, &op);
+	if (rc)
+		return rc;
+	return op_end(&op, op_del(&op, s->synced, key, klen));
 }
 
 /* ---- manifests ---- */

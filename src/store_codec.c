@@ -1,7 +1,7 @@
 /*
  * store_codec.c - the byte layouts of the store's records (see store.h and
- * docs/PROTOCOL.md, "Store records"): peers, names, entries, blocks, and the
- * path rules entries and objects share.
+ * docs/PROTOCOL.md, "Store records"): peers, names, entries, blocks, synced
+ * records, and the path rules entries and objects share.
  *
  * Every record starts with a version byte; integers are big-endian; strings
  * are length-prefixed and NUL-free.  Encodings are canonical: a record that
@@ -242,7 +242,7 @@ long store_entry_encode(uint8_t *out, size_t cap, const struct store_entry *e)
 		return -EINVAL;
 	path_len = strlen(e->path);
 	buf_writer_init(&w, out, cap);
-	buf_put_u8(&w, STORE_RECORD_VERSION);
+	buf_put_u8(&w, e->has_base ? STORE_ENTRY_RECORD_VERSION_BASE : STORE_RECORD_VERSION);
 	buf_put_u8(&w, e->type);
 	buf_put_u8(&w, e->deleted ? ENTRY_FLAG_DELETED : 0);
 	buf_put_u32be(&w, e->mode);
@@ -253,6 +253,8 @@ long store_entry_encode(uint8_t *out, size_t cap, const struct store_entry *e)
 	buf_put_bytes(&w, e->manifest, STORE_HASH_BYTES);
 	buf_put_u16be(&w, (uint16_t)path_len);
 	buf_put_bytes(&w, e->path, path_len);
+	if (e->has_base)
+		buf_put_u64be(&w, e->base);
 	return finish(&w);
 }
 
@@ -268,7 +270,7 @@ int store_entry_decode(struct store_entry *out, const uint8_t *in, size_t len)
 	buf_reader_init(&r, in, len);
 	if (!buf_get_u8(&r, &version))
 		return BFS_EMALFORMED;
-	if (version != STORE_RECORD_VERSION)
+	if (version != STORE_RECORD_VERSION && version != STORE_ENTRY_RECORD_VERSION_BASE)
 		return BFS_EVERSION;
 	buf_get_u8(&r, &out->type);
 	buf_get_u8(&r, &flags);
@@ -281,6 +283,9 @@ int store_entry_decode(struct store_entry *out, const uint8_t *in, size_t len)
 	buf_get_u16be(&r, &path_len);
 	if (!buf_reader_ok(&r) || path_len > STORE_PATH_MAX || !buf_get_ref(&r, path_len, &path))
 		goto bad;
+	if (version == STORE_ENTRY_RECORD_VERSION_BASE && !buf_get_u64be(&r, &out->base))
+		goto bad;
+	out->has_base = version == STORE_ENTRY_RECORD_VERSION_BASE;
 	if (!buf_reader_done(&r) || !path_bytes_ok(path, path_len, STORE_PATH_MAX))
 		goto bad;
 	if (flags & ~ENTRY_FLAG_DELETED)
@@ -378,4 +383,41 @@ int store_block_decode(struct store_block *out, const uint8_t *in, size_t len)
 bad:
 	memset(out, 0, sizeof(*out));
 	return BFS_EMALFORMED;
+}
+
+/* ---- synced records ---- */
+
+long store_synced_encode(uint8_t *out, size_t cap, const struct store_synced *v)
+{
+	struct buf_writer w;
+
+	buf_writer_init(&w, out, cap);
+	buf_put_u8(&w, STORE_RECORD_VERSION);
+	buf_put_bytes(&w, v->digest, STORE_HASH_BYTES);
+	buf_put_u64be(&w, v->vv[0]);
+	buf_put_u64be(&w, v->vv[1]);
+	buf_put_u64be(&w, v->version);
+	return finish(&w);
+}
+
+int store_synced_decode(struct store_synced *out, const uint8_t *in, size_t len)
+{
+	struct buf_reader r;
+	uint8_t version;
+
+	memset(out, 0, sizeof(*out));
+	buf_reader_init(&r, in, len);
+	if (!buf_get_u8(&r, &version))
+		return BFS_EMALFORMED;
+	if (version != STORE_RECORD_VERSION)
+		return BFS_EVERSION;
+	buf_get_bytes(&r, out->digest, STORE_HASH_BYTES);
+	buf_get_u64be(&r, &out->vv[0]);
+	buf_get_u64be(&r, &out->vv[1]);
+	buf_get_u64be(&r, &out->version);
+	if (!buf_reader_done(&r)) {
+		memset(out, 0, sizeof(*out));
+		return BFS_EMALFORMED;
+	}
+	return 0;
 }

@@ -210,6 +210,9 @@ check_err mount_missing_dir 1 "cannot mount on" "$BFS" --home "$H" mount "$LIB_T
 check_err umount_missing_dir 1 "cannot unmount" "$BFS" --home "$H" umount "$LIB_TMP/mnt"
 check_err status_no_daemon 1 "no buddyfs daemon runs" "$BFS" --home "$H" status
 check_exit mount_needs_dir 2 "$BFS" --home "$H" mount
+check_err mount_bad_port 2 "bad mount option 'port=65536'" "$BFS" --home "$H" mount "$LIB_TMP" -o port=65536
+check_err mount_bind_needs_number 2 "bad mount option 'bind=localhost'" "$BFS" --home "$H" mount "$LIB_TMP" -o bind=localhost
+check_out mount_help_network 'rendezvous=HOST:PORT' "$BFS" mount --help
 if [ -w /dev/full ]; then
 	check_err stdout_write_error 1 "cannot write" sh -c "exec \"\$0\" --home \"\$1\" id >/dev/full" "$BFS" "$H"
 fi

@@ -105,6 +105,15 @@ check umount_relative_without_home sh -c "cd '$T' && exec '$BFS_ABS' umount mnt"
 check buddy_add bfs buddy add bob --id "$PID_B"
 check mount_test_online bfs mount "$M" -o test_online,timeout=5
 check_out ls_shows_buddy '^bob$' timeout 10 ls "$M"
+# the daemon raises the mount's read-ahead (1 MiB requests need more than the kernel's 128 KiB)
+RA_DEV=$(awk -v m="$M" '$5 == m { d = $3 } END { print d }' /proc/self/mountinfo)
+if [ ! -w /sys/class/bdi ]; then
+	note "read-ahead not checked: /sys/class/bdi is read-only here"
+elif [ "$(cat "/sys/class/bdi/$RA_DEV/read_ahead_kb" 2>/dev/null)" = 8192 ]; then
+	pass readahead_raised
+else
+	fail readahead_raised "bdi $RA_DEV: $(cat "/sys/class/bdi/$RA_DEV/read_ahead_kb" 2>&1)"
+fi
 check_out status_buddy "^buddy bob $PID_B sharing=mutual online=yes$" bfs status
 check_fails root_is_read_only timeout 10 mkdir "$M/carol"
 

@@ -1,6 +1,6 @@
 /*
  * test_daemon.c - the daemon's option parser (the rest of the daemon runs
- * with real mounts in tests/sys_fs.sh).
+ * with real mounts in tests/sys_fs.sh and tests/sys_mount_net.sh).
  */
 #include <errno.h>
 #include <string.h>
@@ -22,12 +22,36 @@ T_CASE(options_good)
 	T_CHECK_EQ_INT(p.timeout_s, 3600);
 }
 
+T_CASE(options_network)
+{
+	struct daemon_params p = { 0 };
+	char bad[64] = "";
+
+	T_CHECK_EQ_INT(daemon_options_parse(&p, "port=4000,bind=127.0.0.1,rendezvous=127.0.0.1:1999,test_tamper",
+					   bad, sizeof(bad)), 0);
+	T_CHECK_EQ_INT(p.port, 4000);
+	T_CHECK(strcmp(p.bind, "127.0.0.1") == 0);
+	T_CHECK(strcmp(p.rendezvous, "127.0.0.1:1999") == 0);
+	T_CHECK(p.test_tamper);
+	T_CHECK(!p.test_online);
+	T_CHECK_EQ_INT(daemon_options_parse(&p, "port=0,bind=::1,rendezvous=none", bad, sizeof(bad)), 0);
+	T_CHECK_EQ_INT(p.port, 0);
+	T_CHECK(strcmp(p.bind, "::1") == 0);
+	T_CHECK(strcmp(p.rendezvous, "none") == 0);
+	T_CHECK_EQ_INT(daemon_options_parse(&p, "port=65535,rendezvous=[::1]:7,rendezvous=rdv.example.net", bad,
+					   sizeof(bad)), 0);
+	T_CHECK_EQ_INT(p.port, 65535);
+	T_CHECK(strcmp(p.rendezvous, "rdv.example.net") == 0); /* the last one wins; resolved at start */
+}
+
 T_CASE(options_bad)
 {
 	static const char *const bads[] = {
 		"timeout=0", "timeout=3601", "timeout=", "timeout=-1", "timeout=1x", "timeout= 1",
 		"cache_size=0", "cache_size=1048577", "cache_size=99999999999999999999", "frob",
-		"test_online=1", "allow_other",
+		"test_online=1", "allow_other", "port=65536", "port=-1", "port=", "port=x",
+		"bind=localhost", "bind=1.2.3", "bind=", "bind=127.0.0.1:5", "rendezvous=", "rendezvous=a b",
+		"rendezvous=127.0.0.1:0", "rendezvous=::1", "test_tamper=1",
 	};
 	struct daemon_params p = { 0 };
 	char bad[64];
@@ -43,6 +67,7 @@ T_CASE(options_bad)
 int main(void)
 {
 	T_RUN(options_good);
+	T_RUN(options_network);
 	T_RUN(options_bad);
 	return t_done();
 }

@@ -80,6 +80,8 @@ T_CASE(new_prepares_home)
 		fs_buddy_set_online(fs, bob, false);
 		T_CHECK(!fs_buddy_online(fs, bob));
 		fs_entry_changed(fs, bob, "a/b"); /* not mounted: nothing to tell */
+		fs_block_arrived(fs, bob, 0);     /* nobody waits: nothing to do */
+		fs_block_arrived(fs, bob, -EIO);
 	}
 	fs_free(fs);
 	loop_free(loop);

@@ -185,8 +185,84 @@ T_CASE(entry_codec_vector)
 	for (size_t i = 200; i < STORE_PATH_MAX; i += 200)
 		e[0].path[i] = '/';
 	len = store_entry_encode(got, sizeof(got), &e[0]);
+	T_CHECK_EQ_INT(len, STORE_ENTRY_RECORD_MAX_BYTES - 8);
+	e[0].has_base = true;
+	len = store_entry_encode(got, sizeof(got), &e[0]);
 	free(e);
 	T_CHECK_EQ_INT(len, STORE_ENTRY_RECORD_MAX_BYTES);
+}
+
+/* An entry with the base of its write: record version 2, the base after the path. */
+T_CASE(entry_codec_base)
+{
+	uint8_t want[256], got[STORE_ENTRY_RECORD_MAX_BYTES];
+	struct store_entry *e = calloc(2, sizeof(*e));
+	size_t n = t_unhex(want, sizeof(want), ENTRY_HEX);
+	long len;
+
+	T_CHECK(e != NULL);
+	/* a version 1 record still decodes, without a base */
+	if (store_entry_decode(&e[1], want, n) != 0 || e[1].has_base) {
+		free(e);
+		T_FAIL("version 1 entry record not read as before");
+	}
+	vector_entry(&e[0]);
+	e[0].has_base = true;
+	e[0].base = 0x0102030405060708ull;
+	len = store_entry_encode(got, sizeof(got), &e[0]);
+	if (len != 115 || got[0] != 2 || memcmp(got + 1, want + 1, 106) != 0 ||
+	    buf_load64_be(got + 107) != e[0].base || store_entry_decode(&e[1], got, (size_t)len) != 0 ||
+	    memcmp(&e[0], &e[1], sizeof(e[0])) != 0) {
+		free(e);
+		T_FAIL("entry with base does not round-trip (len %ld)", len);
+	}
+	/* a version 2 record without its base, or with bytes after it, is damaged */
+	T_CHECK_EQ_INT(store_entry_decode(&e[1], got, (size_t)len - 1), BFS_EMALFORMED);
+	got[0] = 1;
+	T_CHECK_EQ_INT(store_entry_decode(&e[1], got, (size_t)len), BFS_EMALFORMED);
+	got[0] = 3;
+	T_CHECK_EQ_INT(store_entry_decode(&e[1], got, (size_t)len), BFS_EVERSION);
+	free(e);
+}
+
+/* synced records: codec and the put/get/del of one (buddy, path). */
+T_CASE(synced_records)
+{
+	struct store_synced v = { .vv = { 3, 0xffffffffffffffffull }, .version = 42 }, got;
+	uint8_t rec[STORE_SYNCED_RECORD_BYTES + 1], buddy[STORE_PEER_ID_BYTES];
+	struct store *s = NULL;
+	struct store_txn *t;
+
+	memset(v.digest, 0xab, sizeof(v.digest));
+	memset(buddy, 7, sizeof(buddy));
+	T_CHECK_EQ_INT(store_synced_encode(rec, sizeof(rec), &v), STORE_SYNCED_RECORD_BYTES);
+	T_CHECK_EQ_INT(rec[0], 1);
+	T_CHECK_EQ_INT(store_synced_decode(&got, rec, STORE_SYNCED_RECORD_BYTES), 0);
+	T_CHECK(memcmp(&got, &v, sizeof(v)) == 0);
+	T_CHECK_EQ_INT(store_synced_decode(&got, rec, STORE_SYNCED_RECORD_BYTES - 1), BFS_EMALFORMED);
+	T_CHECK_EQ_INT(store_synced_decode(&got, rec, STORE_SYNCED_RECORD_BYTES + 1), BFS_EMALFORMED);
+	T_CHECK_EQ_INT(store_synced_encode(rec, STORE_SYNCED_RECORD_BYTES - 1, &v), -ENOSPC);
+	rec[0] = 2;
+	T_CHECK_EQ_INT(store_synced_decode(&got, rec, STORE_SYNCED_RECORD_BYTES), BFS_EVERSION);
+
+	home_new();
+	T_CHECK_EQ_INT(store_open(&s, home, 0), 0);
+	T_CHECK_EQ_INT(store_synced_get(s, NULL, buddy, "a/b", &got), -ENOENT);
+	T_CHECK_EQ_INT(store_synced_put(s, NULL, buddy, "a/../b", &v), BFS_EBADNAME);
+	T_CHECK_EQ_INT(store_synced_put(s, NULL, buddy, "a/b", &v), 0);
+	T_CHECK_EQ_INT(store_synced_get(s, NULL, buddy, "a/b", &got), 0);
+	T_CHECK(memcmp(&got, &v, sizeof(v)) == 0);
+	/* inside a transaction, with an entry: both or neither */
+	T_CHECK_EQ_INT(store_txn_begin(s, &t), 0);
+	v.version = 43;
+	T_CHECK_EQ_INT(store_synced_put(s, t, buddy, "a/b", &v), 0);
+	store_txn_abort(t);
+	T_CHECK_EQ_INT(store_synced_get(s, NULL, buddy, "a/b", &got), 0);
+	T_CHECK(got.version == 42);
+	T_CHECK_EQ_INT(store_synced_del(s, NULL, buddy, "a/b"), 0);
+	T_CHECK_EQ_INT(store_synced_del(s, NULL, buddy, "a/b"), -ENOENT);
+	store_close(s);
+	home_rm();
 }
 
 T_CASE(block_and_name_codec_vectors)
@@ -1009,6 +1085,8 @@ int main(void)
 	log_init("test_store");
 	T_RUN(peer_codec_vector);
 	T_RUN(entry_codec_vector);
+	T_RUN(entry_codec_base);
+	T_RUN(synced_records);
 	T_RUN(block_and_name_codec_vectors);
 	T_RUN(decoders_reject_damage);
 	T_RUN(path_rules);

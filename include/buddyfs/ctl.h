@@ -17,8 +17,13 @@
  *
  * Request bodies are empty in version 1.  A reply body is one byte of
  * result (0 success, else a positive errno value) and UTF-8 text: for
- * STATUS the daemon's view as "key value" lines, for an error a one-line
- * message.
+ * STATUS the daemon's view as "key value" lines; for BUDDIES one line per
+ * buddy of the store, "PEERID PRESENCE ADDRESS PATH RTT" separated by
+ * single spaces (PEERID 64 hex digits, PRESENCE online or offline, ADDRESS
+ * the session's far address or the last observed one or "-", PATH direct,
+ * relayed or "-" without a session, RTT the session's smoothed round trip
+ * in milliseconds with one decimal, or "-" without a session); for
+ * RESCAN nothing; for an error a one-line message.  A daemon that predates a request type answers EOPNOTSUPP.
  *
  * Owns: the frame codec, the listening socket and its connections (on the
  * caller's loop), and the blocking client call.  Leaves what the requests
@@ -45,6 +50,8 @@ struct ctl_server;
 
 #define CTL_REQ_STATUS 0x01
 #define CTL_REQ_UMOUNT 0x02
+#define CTL_REQ_BUDDIES 0x03 /* the network's view of each buddy (`buddy list`) */
+#define CTL_REQ_RESCAN 0x04  /* the buddies changed in the store: re-read them now */
 #define CTL_REPLY_BIT 0x80
 
 /* A decoded frame; @body borrows from the input. */

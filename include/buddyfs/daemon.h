@@ -11,8 +11,17 @@
  * or the child failed.  After start-up the daemon's stderr goes to
  * HOME/daemon.log.  SIGINT and SIGTERM unmount cleanly.
  *
- * Leaves to others: the network side (rendezvous, sync) which will join the
- * same loop and call fs_buddy_set_online() / fs_entry_changed().
+ * The network side joins the same loop: net (socket, RTMFP instance,
+ * rendezvous), sync (folder protocol) and xfer (blocks), wired as
+ * docs/ARCHITECTURE.md "daemon" says: presence -> sync (and xfer when a
+ * buddy goes offline), sync's open_flow and xfer's -> net_open_flow,
+ * sync's buddy_up / entry_changed -> fs, xfer's allowed -> sync, xfer's
+ * arrived -> fs, fs's fetch -> xfer, fs's published -> sync.  Stopping
+ * (SIGINT, SIGTERM, SIGHUP, `umount`, an unmount from outside) first closes
+ * every RTMFP session in order, for at most DAEMON_NET_CLOSE_MS, so that
+ * buddies and the rendezvous see us leave at once.
+ *
+ * Leaves to others: what each module does (net.h, sync.h, xfer.h, fs.h).
  * Errors: 0, negative errno or BFS_E*; the functions below print one
  * line with log_error() before they fail, so the CLI only maps to exit 1.
  */
@@ -27,6 +36,11 @@
 #define DAEMON_LOG_FILE "daemon.log"
 #define DAEMON_TIMEOUT_DEFAULT_S 15
 #define DAEMON_UMOUNT_WAIT_MS 30000
+#define DAEMON_NET_CLOSE_MS 2000 /* orderly close of the sessions at exit, at most */
+/* sync's dead_ms: a buddy silent this long is down (its directory leaves
+ * the root); with PINGs every second this keeps a kill -9 under 5 s. */
+#define DAEMON_SYNC_DEAD_MS 3000
+#define DAEMON_ADDR_TEXT_BYTES 270 /* "[host]:port" of an -o option */
 
 struct daemon_params {
 	const char *home;        /* resolved home directory */
@@ -35,12 +49,18 @@ struct daemon_params {
 	unsigned timeout_s;      /* -o timeout=S: a buddy that answers nothing fails reads (sync) */
 	uint64_t cache_bytes;    /* -o cache_size=MiB, in bytes; 0 = store default */
 	bool test_online;        /* -o test_online: TEST ONLY, every buddy online and mutual */
+	bool test_tamper;        /* -o test_tamper: TEST ONLY, corrupt every block we serve */
+	uint16_t port;           /* -o port=N: the UDP port (0: any) */
+	char bind[DAEMON_ADDR_TEXT_BYTES];       /* -o bind=IP: numeric address ("" any) */
+	char rendezvous[DAEMON_ADDR_TEXT_BYTES]; /* -o rendezvous=HOST:PORT|none ("" the home's) */
 };
 
 /*
  * daemon_options_parse - "-o" text: comma-separated timeout=S (1..3600),
- * cache_size=MiB (1..1048576), test_online.  Fills @p (other fields left
- * alone).  Returns 0, or -EINVAL with the offending option copied into
+ * cache_size=MiB (1..1048576), port=N (0..65535), bind=IP (a numeric IPv4
+ * or IPv6 address), rendezvous=HOST:PORT (or "none": no rendezvous, even
+ * if the home names one), test_online, test_tamper.  Fills @p (other
+ * fields left alone).  Returns 0, or -EINVAL with the offending option copied into
  * @bad (NUL-terminated, cut to @bad_cap).
  */
 int daemon_options_parse(struct daemon_params *p, const char *opts, char *bad, size_t bad_cap);
@@ -70,6 +90,22 @@ int daemon_umount(const char *home, const char *dir);
  * (no message printed), or another error after a one-line message.
  */
 int daemon_status(const char *home, char **text);
+
+/*
+ * daemon_buddies - the running daemon's network view of each buddy
+ * (CTL_REQ_BUDDIES lines, malloc'd into *@text).  Returns 0, -ESRCH when
+ * no daemon runs for @home, -EOPNOTSUPP when it is too old to tell, or
+ * another error (nothing printed: the caller falls back to the store).
+ */
+int daemon_buddies(const char *home, char **text);
+
+/*
+ * daemon_rescan - tell the running daemon of @home that its buddies
+ * changed in the store (it re-reads them at once instead of within
+ * NET_RESCAN_MS).  Returns 0, -ESRCH when no daemon runs, or another
+ * error; prints nothing.
+ */
+int daemon_rescan(const char *home);
 
 /*
  * daemon_clean_stale - if @dir is a mount point whose FUSE daemon is gone

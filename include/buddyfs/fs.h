@@ -25,18 +25,35 @@
  * test-only switch fs_params.test_online marks every buddy in the store
  * online and mutual.
  *
- * Owns: the FUSE session and its mount, the inode table (lookup counts,
- * forget), open handles and staging files, the object files it publishes.
- * Leaves: the store schema to store, hashing and signing to manifest, keys
- * to identity, fetching buddies' blocks to sync (not built yet: a read
- * that needs a block the store does not have fails with EIO).
+ * Reading a buddy's file whose blocks are not in the store never blocks
+ * the loop: the read asks fs_params.fetch for each missing block, keeps
+ * its fuse_req and answers when fs_block_arrived() reported every block
+ * it needs (the bytes are then read from the store's cache), or EIO when
+ * a block will not come or fs_params.timeout_s passed.  Sequential reads
+ * also ask for the blocks after the ones read (FS_FETCH_AHEAD_BYTES),
+ * without waiting for them.
  *
- * Threading: everything runs on the loop's thread, except the slow half of
- * a publish (hashing, signing, fsync, linking the object), which runs on a
- * thread of its own and touches no store, node or loop; its store
- * transaction runs back on the loop.  One publish per file at a time, so
- * versions commit in order; reads, stat and new writes of the file are
- * served meanwhile from the staged data.
+ * Owns: the FUSE session and its mount, the inode table (lookup counts,
+ * forget), open handles and staging files, the object files it publishes,
+ * the reads waiting for blocks and what to fetch ahead.
+ * Leaves: the store schema to store, hashing and signing to manifest, keys
+ * to identity, moving and checking blocks to xfer (through
+ * fs_params.fetch), telling the buddy about our changes to sync (through
+ * fs_params.published).
+ *
+ * Threading: everything runs on the loop's thread, except
+ *   - the slow half of a publish (hashing, signing, fsync, linking the
+ *     object), which runs on a thread of its own and touches no store,
+ *     node or loop; its store transaction runs back on the loop.  One
+ *     publish per file at a time, so versions commit in order; reads,
+ *     stat and new writes of the file are served meanwhile from the
+ *     staged data;
+ *   - the kernel cache invalidations (fs_entry_changed,
+ *     fs_buddy_set_online), which one notifier thread writes to the FUSE
+ *     device: such a write can wait for a lock held by a request that
+ *     only the loop answers (a lookup in the same directory, a read of
+ *     the same file waiting for its blocks), so the loop must never make
+ *     it itself.
  */
 #ifndef BUDDYFS_FS_H
 #define BUDDYFS_FS_H
@@ -45,6 +62,7 @@
 #include <stdint.h>
 
 #include "buddyfs/store.h"
+#include "buddyfs/xfer.h"
 
 struct fs;
 struct loop;
@@ -53,6 +71,8 @@ struct identity;
 #define FS_STAGING_DIR "staging"
 #define FS_OBJECTS_DIR "objects"
 #define FS_ATTR_TIMEOUT_S 1.0 /* kernel cache of attributes and names */
+#define FS_TIMEOUT_S_DEFAULT 15u /* a read waiting for blocks fails after this */
+#define FS_FETCH_AHEAD_BYTES (8u << 20) /* sequential reads ask this far past their end */
 
 struct fs_params {
 	const char *home;          /* the home directory (copied) */
@@ -63,6 +83,25 @@ struct fs_params {
 	/* called on the loop when the kernel ends the session (unmounted from outside) */
 	void (*on_exit)(void *ctx);
 	void *ctx;
+	/*
+	 * Ask for block @w of a buddy's file (xfer_fetch): 0 when asked (the
+	 * answer comes through fs_block_arrived(), later, never inside this
+	 * call), a negative errno when it cannot be (the read fails with
+	 * EIO).  @w and w->path live during the call only.  NULL: no network,
+	 * reads of missing blocks fail with EIO at once.
+	 */
+	int (*fetch)(void *ctx, const struct xfer_want *w);
+	/*
+	 * We committed a change of @path in the folder shared with @buddy (a
+	 * new file version, a directory, a tombstone of unlink/rmdir, both
+	 * paths of a rename and every entry moved with a directory, new
+	 * metadata of chmod/utimens/truncate): sync_published().  Called on
+	 * the loop, after the store transaction, never inside a FUSE reply.
+	 * May be NULL.
+	 */
+	void (*published)(void *ctx, const uint8_t buddy[32], const char *path);
+	void *net_ctx;             /* @ctx of fetch and published */
+	unsigned timeout_s;        /* reads waiting for blocks: 0 = FS_TIMEOUT_S_DEFAULT */
 };
 
 /*
@@ -96,10 +135,20 @@ void fs_free(struct fs *fs);
 /* ---- the network side's hooks (sync) ---- */
 
 /*
+ * fs_block_arrived - the block @hash that fetch asked for is in the store's
+ * cache, checked (@err 0), or will not come (@err < 0: every read waiting
+ * for it fails with EIO).  Reads that have all their blocks are answered
+ * from the store now.  A hash nobody waits for is fine (read-ahead).
+ * Call it from loop callbacks (xfer's arrived), not from inside fetch.
+ */
+void fs_block_arrived(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES], int err);
+
+/*
  * fs_buddy_set_online - mark the buddy @id online (its directory appears in
  * the root, if it is a mutual buddy in the store) or offline (it
- * disappears: the kernel's cached name is invalidated).  Call it from loop
- * callbacks, never from inside a FUSE operation of this fs.
+ * disappears: the kernel's cached name is invalidated, by the notifier
+ * thread).  Safe from any loop callback, also from inside a FUSE
+ * operation of this fs: it never writes to the FUSE device itself.
  */
 void fs_buddy_set_online(struct fs *fs, const uint8_t id[static STORE_PEER_ID_BYTES], bool online);
 
@@ -109,7 +158,10 @@ bool fs_buddy_online(const struct fs *fs, const uint8_t id[static STORE_PEER_ID_
 /*
  * fs_entry_changed - the store entry (@buddy, @path) was changed by someone
  * else than this fs (a buddy's update applied by sync): drop the kernel's
- * cached attributes, pages and name for it.  Same calling rules as
+ * cached attributes, pages and name of it, and the attributes and listing
+ * of its parent directory (so a new name shows in ls at once).  A removed
+ * entry's inode leaves the path table (the next lookup makes a new one),
+ * unless we have unpublished writes of it.  Same calling rules as
  * fs_buddy_set_online().
  */
 void fs_entry_changed(struct fs *fs, const uint8_t buddy[static STORE_PEER_ID_BYTES], const char *path);

@@ -9,6 +9,8 @@
  *   entries    (buddy peer id, path) -> file or directory entry
  *   manifests  manifest hash -> encoded, signed manifest
  *   blocks     block hash -> where the block's bytes are (LRU for cached ones)
+ *   synced     (buddy peer id, path) -> the version the folder protocol last
+ *              agreed on with the buddy (sync.c)
  *
  * Every record is an explicit, versioned byte layout (a version byte first,
  * big-endian integers, length-prefixed strings); decoders reject malformed
@@ -140,7 +142,7 @@ int store_peer_decode(struct store_peer *out, const uint8_t *in, size_t len);
 	(1 + STORE_PEER_ID_BYTES + 1 + STORE_NAME_MAX + 2 + STORE_CERT_MAX_BYTES + \
 	 1 + 1 + 8 + 8 + 1 + STORE_PEER_ADDRS_MAX * 20)
 #define STORE_NAME_RECORD_BYTES (1 + STORE_PEER_ID_BYTES)
-#define STORE_ENTRY_RECORD_MAX_BYTES (97 + STORE_PATH_MAX)
+#define STORE_ENTRY_RECORD_MAX_BYTES (105 + STORE_PATH_MAX)
 #define STORE_BLOCK_LOCAL_RECORD_MAX_BYTES (1 + 1 + 2 + STORE_OBJECT_MAX + 8 + 4)
 #define STORE_BLOCK_CACHED_HEADER_BYTES (1 + 1 + 4)
 
@@ -203,6 +205,17 @@ struct store_entry {
 	uint8_t owner[STORE_PEER_ID_BYTES]; /* who wrote this version */
 	uint64_t version;                   /* newer wins (folder protocol) */
 	uint8_t manifest[STORE_HASH_BYTES]; /* the file version; zeros for dirs */
+	/*
+	 * The base of this write: the version of the entry at this path that
+	 * the writer started from (0: there was none), recorded when the
+	 * change began - for a file version when it was opened for writing,
+	 * created or truncated, not when it was released.  sync uses it to
+	 * see a write that began before a buddy's version arrived (a
+	 * conflict).  has_base false: not recorded (the change started from
+	 * the entry it replaces, version - 1).
+	 */
+	bool has_base;
+	uint64_t base;
 };
 
 /*
@@ -246,6 +259,37 @@ int store_entry_foreach(struct store *s, struct store_txn *t, const uint8_t budd
  */
 long store_entry_encode(uint8_t *out, size_t cap, const struct store_entry *e);
 int store_entry_decode(struct store_entry *out, const uint8_t *in, size_t len);
+
+/* ---- synced: what both buddies last agreed on for a path (module sync) ---- */
+
+/*
+ * The folder protocol (sync.c, docs/PROTOCOL.md) remembers, per (buddy,
+ * path), the version of the entry both sides last agreed on: its digest
+ * (sync_entry_digest), its version vector (writes by the lower and by the
+ * higher peer id) and the local entry's version counter at that moment.
+ * Kept apart from the entry, which fs rewrites on every local change.
+ */
+struct store_synced {
+	uint8_t digest[STORE_HASH_BYTES];
+	uint64_t vv[2];
+	uint64_t version;
+};
+
+#define STORE_SYNCED_RECORD_BYTES (1 + STORE_HASH_BYTES + 8 + 8 + 8)
+
+/* store_synced_put - insert or replace the record of (@buddy, @path).
+ * Errors: BFS_EBADNAME (path), -EBUSY, -ENOSPC, BFS_ESTORE. */
+int store_synced_put(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		     const char *path, const struct store_synced *v);
+/* store_synced_get - the record of (@buddy, @path); -ENOENT if none. */
+int store_synced_get(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		     const char *path, struct store_synced *out);
+/* store_synced_del - remove it; -ENOENT if none. */
+int store_synced_del(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		     const char *path);
+/* store_synced_encode / decode - the value codec (STORE_SYNCED_RECORD_BYTES). */
+long store_synced_encode(uint8_t *out, size_t cap, const struct store_synced *v);
+int store_synced_decode(struct store_synced *out, const uint8_t *in, size_t len);
 
 /* ---- manifests: hash -> signed manifest bytes, opaque to the store ---- */
 

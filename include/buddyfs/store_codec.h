@@ -16,6 +16,13 @@
 
 /* The version byte every record of schema 1 starts with. */
 #define STORE_RECORD_VERSION 1
+/*
+ * An entry record with the base of its write (store_entry.has_base): the
+ * layout of version 1 and the base (u64) after the path.  Entries without
+ * a base are still written as version 1, so old records and old readers
+ * keep working and every layout stays canonical.
+ */
+#define STORE_ENTRY_RECORD_VERSION_BASE 2
 
 /* store_object_check - a local object name: path rules, STORE_OBJECT_MAX bytes. */
 int store_object_check(const char *object);

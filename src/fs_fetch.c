@@ -1,0 +1,457 @@
+/*
+ * fs_fetch.c - reads of a buddy's file (a handle with a manifest): from the
+ * store's blocks when they are here, else by asking the network side for
+ * the missing ones (fs_params.fetch) and keeping the fuse_req until they
+ * have all arrived (fs_block_arrived), one of them failed, the timeout
+ * passed or the kernel interrupted the request.  The loop never waits.
+ *
+ * A waiting read ("wait") remembers which block indices it still lacks,
+ * not bytes: when the last one arrives, the whole read is done again from
+ * the store (a block evicted meanwhile is simply asked for again, within
+ * the same deadline).  Several reads may wait for one block; the network
+ * side answers each hash once, so every wait that lacks it is told.
+ *
+ * Read-ahead: a read that starts where the previous read of the handle
+ * ended (or at 0) asks for the blocks up to FS_FETCH_AHEAD_BYTES past its
+ * end that are not here and were not asked for yet, and does not wait for
+ * them.  A read elsewhere restarts the count.
+ *
+ * Writing a buddy's file without truncating it first copies its current
+ * version into a staging file (fs_stage.c), which needs every block: the
+ * open (or truncate) waits the same way for the missing ones
+ * (fs_fetch_whole), then runs again.
+ *
+ * A handle keeps the last block a read used only partly (the kernel may
+ * split a block over several requests), so the next request does not copy
+ * it out of LMDB again; blocks a request covers whole go straight into the
+ * reply.
+ *
+ * Leaves to others: moving and checking blocks (xfer, behind fetch), the
+ * store's cache and its LRU (store), opening handles (fs.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buddyfs/err.h"
+#include "buddyfs/log.h"
+#include "buddyfs/loop.h"
+#include "buddyfs/manifest.h"
+#include "buddyfs/store.h"
+#include "fs_internal.h"
+
+struct wait {
+	struct wait *prev, *next; /* fs->waits */
+	struct fs *fs;
+	fuse_req_t req;
+	struct node *node;        /* whose blocks (the kernel holds it while @req runs) */
+	const struct manifest *m; /* the version whose blocks are awaited */
+	/* a read: of @h, @size bytes at @off */
+	struct handle *h;
+	uint64_t off;
+	size_t size;
+	/* a whole file (h NULL): @own_m; @retry(@fs, @req, @ctx) once all is here */
+	struct manifest *own_m;
+	fs_fetch_retry_fn *retry;
+	void *ctx;
+	struct loop_timer *timer;
+	uint32_t *missing; /* block indices not here yet */
+	size_t n_missing, cap_missing;
+	int err;           /* a block will not come (fs_block_arrived) */
+	bool ready;        /* every block arrived, or @err: answer it */
+	bool interrupted;  /* the kernel interrupted @req */
+};
+
+static void wait_free(struct fs *fs, struct wait *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		fs->waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	loop_timer_cancel(fs->loop, w->timer);
+	if (w->h)
+		w->h->waits--;
+	manifest_free(w->own_m);
+	free(w->ctx);
+	free(w->missing);
+	free(w);
+}
+
+/* wait_end - answer @w with the error @err (positive errno) and free it. */
+static void wait_end(struct fs *fs, struct wait *w, int err)
+{
+	fuse_reply_err(w->req, err);
+	wait_free(fs, w);
+}
+
+static int add_missing(struct wait *w, uint32_t i)
+{
+	for (size_t k = 0; k < w->n_missing; k++)
+		if (w->missing[k] == i)
+			return 0;
+	if (w->n_missing == w->cap_missing) {
+		size_t cap = w->cap_missing ? w->cap_missing * 2 : 8;
+		uint32_t *v = realloc(w->missing, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		w->missing = v;
+		w->cap_missing = cap;
+	}
+	w->missing[w->n_missing++] = i;
+	return 0;
+}
+
+/*
+ * part - the bytes of block @i that the read wants, through the handle's
+ * block buffer.  0, -ENOENT (not here), -EIO, -ENOMEM.
+ */
+static int part(struct fs *fs, struct handle *h, uint32_t i, uint8_t *dst, size_t in, size_t n)
+{
+	uint32_t bsize = manifest_block_bytes(h->m);
+	int rc;
+
+	if (!h->blk_valid || h->blk_index != i) {
+		if (!h->blk && !(h->blk = malloc(bsize)))
+			return -ENOMEM;
+		h->blk_valid = false;
+		rc = fs_remote_block(fs, h->m, i, h->blk, bsize);
+		if (rc)
+			return rc;
+		h->blk_valid = true;
+		h->blk_index = i;
+	}
+	memcpy(dst, h->blk + in, n);
+	return 0;
+}
+
+/*
+ * fill - the bytes of @w's read into @out (w->size bytes), block by block;
+ * the blocks that are not here go to w->missing.  0 when all were here, 1
+ * when some are missing, -EIO or -ENOMEM.
+ */
+static int fill(struct fs *fs, struct wait *w, uint8_t *out)
+{
+	struct handle *h = w->h;
+	uint64_t bsize = manifest_block_bytes(h->m), end = w->off + w->size;
+	uint32_t first = (uint32_t)(w->off / bsize), last = (uint32_t)((end - 1) / bsize);
+	int rc = 0;
+
+	w->n_missing = 0;
+	for (uint32_t i = first; i <= last; i++) {
+		struct manifest_block mb;
+		uint64_t from, to;
+
+		rc = manifest_block(h->m, i, &mb);
+		if (rc)
+			return -EIO;
+		from = mb.offset > w->off ? mb.offset : w->off;
+		to = mb.offset + mb.len < end ? mb.offset + mb.len : end;
+		if (from == mb.offset && to == mb.offset + mb.len)
+			rc = fs_remote_block(fs, h->m, i, out + (from - w->off), mb.len);
+		else
+			rc = part(fs, h, i, out + (from - w->off), (size_t)(from - mb.offset), (size_t)(to - from));
+		if (rc == -ENOENT)
+			rc = add_missing(w, i);
+		if (rc)
+			return rc;
+	}
+	return w->n_missing ? 1 : 0;
+}
+
+/* ask - ask the network side for block @i of version @version (@m) of @n's file. */
+static int ask(struct fs *fs, const struct node *n, const struct manifest *m,
+	       const uint8_t version[STORE_HASH_BYTES], uint32_t i)
+{
+	struct manifest_block mb;
+	struct xfer_want want;
+	int rc = manifest_block(m, i, &mb);
+
+	if (rc)
+		return -EIO;
+	memset(&want, 0, sizeof(want));
+	memcpy(want.owner, n->buddy, ID_BYTES);
+	want.path = n->path;
+	memcpy(want.manifest, version, STORE_HASH_BYTES);
+	want.index = i;
+	memcpy(want.hash, mb.hash, STORE_HASH_BYTES);
+	want.len = mb.len;
+	return fs->fetch(fs->net_ctx, &want);
+}
+
+/* present - the store has block @i of @m (without touching the LRU). */
+static bool present(struct fs *fs, const struct manifest *m, uint32_t i)
+{
+	struct manifest_block mb;
+	struct store_block b;
+
+	return manifest_block(m, i, &mb) == 0 && store_block_get(fs->store, NULL, mb.hash, &b, NULL, 0) == 0;
+}
+
+/* ahead - on a sequential read of @h ending at block @last, ask for the next blocks. */
+static void ahead(struct fs *fs, struct handle *h, uint64_t off, size_t size)
+{
+	uint64_t bsize = manifest_block_bytes(h->m);
+	uint32_t count = manifest_block_count(h->m), last, from, to, n;
+	bool seq = off == 0 || (off + bsize >= h->next_off && off <= h->next_off + bsize);
+
+	h->next_off = off + size;
+	if (!seq) {
+		h->ahead = 0;
+		return;
+	}
+	if (!fs->fetch || fs->closing)
+		return;
+	last = (uint32_t)((off + size - 1) / bsize);
+	n = (uint32_t)(FS_FETCH_AHEAD_BYTES / bsize);
+	if (n < 2)
+		n = 2;
+	from = last + 1 > h->ahead ? last + 1 : h->ahead;
+	to = count - last - 1 > n ? last + n : count - 1;
+	if (last + 1 >= count || from > to)
+		return;
+	for (uint32_t i = from; i <= to; i++)
+		if (!present(fs, h->m, i) && ask(fs, h->node, h->m, h->version, i) != 0)
+			break; /* the read itself will say why, if it needs the block */
+	h->ahead = to + 1;
+}
+
+static void on_timeout(struct loop *loop, struct loop_timer *t, void *ctx)
+{
+	struct wait *w = ctx;
+
+	(void)loop;
+	(void)t;
+	log_info("%s of %s waited %llu s for %zu block(s): EIO", w->h ? "a read" : "a copy", w->node->path,
+		 (unsigned long long)(w->fs->timeout_ns / LOOP_NS_PER_S), w->n_missing);
+	wait_end(w->fs, w, EIO);
+}
+
+static void sweep(struct loop *loop, void *ctx)
+{
+	struct fs *fs = ctx;
+	struct wait *w, *next;
+
+	(void)loop;
+	fs->sweep_queued = false;
+	for (w = fs->waits; w; w = next) {
+		next = w->next;
+		if (w->interrupted)
+			wait_end(fs, w, EINTR);
+	}
+}
+
+/*
+ * on_interrupt - libfuse calls it on the loop's thread, maybe from inside
+ * fuse_req_interrupt_func() with the request's lock held: no reply here,
+ * a deferred sweep answers it.
+ */
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct wait *w = data;
+	struct fs *fs = w->fs;
+
+	(void)req;
+	w->interrupted = true;
+	if (!fs->sweep_queued && loop_defer(fs->loop, sweep, fs) == 0)
+		fs->sweep_queued = true;
+}
+
+/*
+ * attempt - answer @w from the store if every block is here (true: @w is
+ * done, the caller frees it), else ask for what is missing (false).  A
+ * failure answers with EIO (true).
+ */
+/* ask_missing - ask for every block @w lacks: 1, or -EIO when one cannot be asked for. */
+static int ask_missing(struct fs *fs, struct wait *w, const uint8_t version[STORE_HASH_BYTES])
+{
+	if (!fs->fetch || fs->closing) {
+		log_debug("block %u of %s is not here and there is no network", w->missing[0], w->node->path);
+		return -EIO;
+	}
+	for (size_t k = 0; k < w->n_missing; k++) {
+		int err = ask(fs, w->node, w->m, version, w->missing[k]);
+
+		if (err) {
+			log_info("cannot ask for block %u of %s: %s", w->missing[k], w->node->path,
+				 bfs_strerror(err));
+			return -EIO;
+		}
+	}
+	return 1;
+}
+
+static bool attempt(struct fs *fs, struct wait *w)
+{
+	uint8_t *out = malloc(w->size);
+	int rc = out ? fill(fs, w, out) : -ENOMEM;
+
+	if (rc == 0)
+		fuse_reply_buf(w->req, (const char *)out, w->size);
+	free(out);
+	if (rc == 0)
+		return true;
+	if (rc == 1)
+		rc = ask_missing(fs, w, w->h->version);
+	if (rc == 1)
+		return false;
+	fuse_reply_err(w->req, fs_errno(rc));
+	return true;
+}
+
+/* start_wait - keep @first (on the caller's stack) as a waiting request. */
+static int start_wait(struct fs *fs, struct wait *first)
+{
+	struct wait *w = malloc(sizeof(*w));
+
+	if (!w || loop_timer_add(fs->loop, fs->timeout_ns, on_timeout, w, &first->timer)) {
+		free(w);
+		return -ENOMEM;
+	}
+	*w = *first;
+	w->next = fs->waits;
+	if (w->next)
+		w->next->prev = w;
+	fs->waits = w;
+	if (w->h)
+		w->h->waits++;
+	fuse_req_interrupt_func(w->req, on_interrupt, w);
+	return 0;
+}
+
+void fs_fetch_read(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, uint64_t off)
+{
+	uint64_t fsize = manifest_file_size(h->m);
+	struct wait first = { .fs = fs, .req = req, .node = h->node, .m = h->m, .h = h, .off = off, .size = size };
+
+	if (off >= fsize || size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > fsize - off)
+		first.size = size = (size_t)(fsize - off);
+	/* the blocks this read needs are asked for first, read-ahead after them */
+	if (attempt(fs, &first)) {
+		free(first.missing);
+	} else if (start_wait(fs, &first)) {
+		free(first.missing);
+		fuse_reply_err(req, ENOMEM);
+	}
+	ahead(fs, h, off, size);
+}
+
+int fs_fetch_whole(struct fs *fs, fuse_req_t req, struct node *n, fs_fetch_retry_fn *retry, const void *ctx,
+		   size_t ctx_len)
+{
+	struct wait first = { .fs = fs, .req = req, .node = n, .retry = retry };
+	struct store_entry *e = NULL;
+	int fd, rc;
+
+	if (n->stage || !fs->fetch || fs->closing)
+		return 0;
+	e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	fd = fs_object_open(fs, n, e);
+	if (fd >= 0)
+		close(fd);
+	rc = fd == -ENODATA ? fs_remote_manifest(fs, e, &first.own_m) : 0;
+	first.m = first.own_m;
+	for (uint32_t i = 0; rc == 0 && first.m && i < manifest_block_count(first.m); i++)
+		if (!present(fs, first.m, i))
+			rc = add_missing(&first, i);
+	if (rc == 0 && first.n_missing) {
+		rc = ask_missing(fs, &first, e->manifest);
+		if (rc == 1)
+			rc = (first.ctx = malloc(ctx_len ? ctx_len : 1)) ? 0 : -ENOMEM;
+		if (rc == 0) {
+			memcpy(first.ctx, ctx, ctx_len);
+			rc = start_wait(fs, &first);
+		}
+		if (rc == 0) {
+			free(e);
+			return 1;
+		}
+		free(first.ctx);
+	}
+	/* every block is here, or the copy will fail with EIO by itself (no fetch) */
+	free(e);
+	free(first.missing);
+	manifest_free(first.own_m);
+	return rc == -ENOMEM ? rc : 0;
+}
+
+/* arrived - @w lacked @hash: take it off its list; true if @w lacked it. */
+static bool arrived(struct wait *w, const uint8_t hash[STORE_HASH_BYTES])
+{
+	bool hit = false;
+
+	for (size_t k = 0; k < w->n_missing;) {
+		struct manifest_block mb;
+
+		if (manifest_block(w->m, w->missing[k], &mb) == 0 &&
+		    memcmp(mb.hash, hash, STORE_HASH_BYTES) == 0) {
+			w->missing[k] = w->missing[--w->n_missing];
+			hit = true;
+		} else {
+			k++;
+		}
+	}
+	return hit;
+}
+
+void fs_block_arrived(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES], int err)
+{
+	struct wait *w;
+
+	/* mark first, answer after: answering may ask again and change the list */
+	for (w = fs->waits; w; w = w->next)
+		if (arrived(w, hash) && (err || w->n_missing == 0)) {
+			w->ready = true;
+			if (err && !w->err)
+				w->err = err;
+		}
+	for (;;) {
+		for (w = fs->waits; w && !w->ready; w = w->next)
+			;
+		if (!w)
+			break;
+		w->ready = false;
+		if (w->err) {
+			log_info("a block of %s did not come: %s", w->node->path, bfs_strerror(w->err));
+			wait_end(fs, w, EIO);
+		} else if (!w->h && !w->interrupted) {
+			/* a whole file is here: run the operation again (it may wait again) */
+			fs_fetch_retry_fn *retry = w->retry;
+			fuse_req_t req = w->req;
+			void *ctx = w->ctx;
+
+			w->ctx = NULL;
+			wait_free(fs, w);
+			retry(fs, req, ctx);
+			free(ctx);
+		} else if (w->interrupted || attempt(fs, w)) {
+			if (w->interrupted)
+				fuse_reply_err(w->req, EINTR);
+			wait_free(fs, w);
+		}
+	}
+}
+
+void fs_fetch_fail(struct fs *fs, struct handle *h, int err)
+{
+	struct wait *w, *next;
+
+	for (w = fs->waits; w; w = next) {
+		next = w->next;
+		if (!h || w->h == h)
+			wait_end(fs, w, err);
+	}
+	if (!h && fs->sweep_queued) {
+		loop_defer_cancel(fs->loop, sweep, fs);
+		fs->sweep_queued = false;
+	}
+}
