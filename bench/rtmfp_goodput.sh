@@ -23,8 +23,20 @@ run() { # LABEL FLOWS DROP
 	port=$((30000 + RANDOM % 20000))
 	"$TOOL" listen --profile sodium --port "$port" --quiet >"$tmp/l" 2>"$tmp/l.err" &
 	lpid=$!
-	for _ in $(seq 50); do grep -q '^listening' "$tmp/l" && break; sleep 0.1; done
+	# up to 30 s: on a busy machine the listener can take seconds to start
+	for _ in $(seq 300); do
+		grep -q '^listening' "$tmp/l" && break
+		kill -0 "$lpid" 2>/dev/null || break # it exited (port taken?)
+		sleep 0.1
+	done
 	id=$(sed -n 's/^peer id //p' "$tmp/l")
+	if [ -z "$id" ] || ! grep -q '^listening' "$tmp/l"; then
+		echo "$label: failed (the listener did not start: $(head -c 200 "$tmp/l.err"))"
+		kill "$lpid" 2>/dev/null
+		wait "$lpid" 2>/dev/null
+		lpid=
+		return 1
+	fi
 	out=$("$TOOL" send --profile sodium --to "127.0.0.1:$port" --epd "$id" --count "$COUNT" \
 		--size "$MSG" --flows "$flows" --no-echo --drop "$drop" --timeout 600 --quiet)
 	kill "$lpid" 2>/dev/null

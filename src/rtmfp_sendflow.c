@@ -807,6 +807,17 @@ size_t rtmfp_sendflow_on_timeout(struct rtmfp_sendflow *f)
 	return lost;
 }
 
+size_t rtmfp_sendflow_probe_retransmit(struct rtmfp_sendflow *f)
+{
+	size_t bytes;
+
+	if (!f->tx_head)
+		return 0;
+	bytes = frag_at(f, f->tx_head)->wire_bytes;
+	mark_lost(f, f->tx_head, frag_at(f, f->tx_head));
+	return bytes;
+}
+
 /* ---- probes, deadlines, writability ---- */
 
 static bool data_waiting(const struct rtmfp_sendflow *f)

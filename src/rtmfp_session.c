@@ -66,6 +66,72 @@ void rtmfp_cc_init(struct rtmfp_cc *c)
 	c->ssthresh = SIZE_MAX;
 }
 
+void rtmfp_cc_on_rtt(struct rtmfp_cc *c, uint64_t rtt_ns, uint64_t base_rtt_ns)
+{
+	c->rtt_ns = c->rtt_ns ? (7 * c->rtt_ns + rtt_ns) / 8 : rtt_ns;
+	c->base_rtt_ns = base_rtt_ns;
+}
+
+/* no_queue - the fragments' round trip shows no queue of ours to speak of. */
+static bool no_queue(const struct rtmfp_cc *c)
+{
+	uint64_t tol = c->base_rtt_ns / 4;
+
+	if (!c->rtt_ns || !c->base_rtt_ns)
+		return false; /* nothing known: assume congestion */
+	if (tol < RTMFP_CC_QUEUE_TOLERANCE_NS)
+		tol = RTMFP_CC_QUEUE_TOLERANCE_NS;
+	return c->rtt_ns <= c->base_rtt_ns + tol;
+}
+
+/* tolerated_loss - how many bytes a round of @window may lose and be random. */
+static size_t tolerated_loss(size_t window)
+{
+	return max_sz(window / RTMFP_CC_TOLERATED_LOSS_DIV, RTMFP_CC_TOLERATED_LOSS_MIN_BYTES);
+}
+
+/*
+ * cut - Appendix A's multiplicative decrease of @pre_cut (what was really in
+ * flight) for a loss costing @loss_cost; recovery lasts until @remaining
+ * bytes drain.  A big window gives up an eighth, a small one half
+ * (rtmfp-cpp's rule; random loss on fast paths must not starve the flow).
+ */
+static void cut(struct rtmfp_cc *c, size_t pre_cut, size_t loss_cost, size_t remaining)
+{
+	size_t allowance = max_sz(pre_cut > RTMFP_CC_GENTLE_CUT_BYTES ? pre_cut / 8 : pre_cut / 2,
+				  loss_cost);
+
+	allowance = min_sz(allowance, pre_cut);
+	c->recovery_loss_allowance = allowance;
+	c->ssthresh = max_sz(pre_cut - allowance, RTMFP_CWND_INIT_BYTES);
+	c->cwnd = c->ssthresh;
+	c->acked_accumulator = 0;
+	c->recovery_remaining = remaining;
+	c->recovery_tolerant = false;
+	c->cuts++;
+}
+
+/* grow - Appendix A's increase after @acked bytes of a window in use. */
+static void grow(struct rtmfp_cc *c, size_t acked)
+{
+	size_t increase = 0;
+
+	if (c->cwnd < c->ssthresh) {
+		increase = acked; /* slow start */
+		c->acked_accumulator = 0;
+	} else {
+		size_t aithresh = min_sz(max_sz(c->cwnd / 16, 64), 9600);
+
+		c->acked_accumulator += acked;
+		while (c->acked_accumulator >= aithresh) {
+			c->acked_accumulator -= aithresh;
+			increase += 96;
+		}
+	}
+	c->cwnd = max_sz(c->cwnd + min_sz(increase, RTMFP_MSS_BYTES), RTMFP_CWND_INIT_BYTES);
+	c->cwnd = min_sz(c->cwnd, max_sz(RTMFP_CWND_MAX_BYTES, RTMFP_CWND_INIT_BYTES));
+}
+
 void rtmfp_cc_on_ack(struct rtmfp_cc *c, size_t acked, size_t lost, bool any_loss,
 		     bool any_naks, size_t pre_outstanding, size_t outstanding_after)
 {
@@ -75,6 +141,21 @@ void rtmfp_cc_on_ack(struct rtmfp_cc *c, size_t acked, size_t lost, bool any_los
 	/* Recovery lasts one window: the data outstanding at the loss drains. */
 	if (c->recovery_remaining > drained) {
 		c->recovery_remaining -= drained;
+		if (c->recovery_tolerant) {
+			c->recovery_lost += lost;
+			if (c->recovery_lost > tolerated_loss(c->recovery_pre_cut)) {
+				/* more than random loss: Appendix A's cut after all, and
+				 * a full window of recovery from now, so no second cut
+				 * follows within the round trip */
+				size_t all = c->recovery_lost;
+
+				cut(c, c->recovery_pre_cut, all + (all + 1) / 2,
+				    max_sz(c->recovery_remaining, outstanding_after));
+			} else if (pre_outstanding > c->cwnd * 63 / 64) {
+				grow(c, acked); /* holes are expected here */
+			}
+			return;
+		}
 		if (loss_cost > c->recovery_loss_allowance) {
 			/* lost more than the cut allowed: cut again, once */
 			loss_cost -= c->recovery_loss_allowance;
@@ -89,39 +170,23 @@ void rtmfp_cc_on_ack(struct rtmfp_cc *c, size_t acked, size_t lost, bool any_los
 		return;
 	}
 	c->recovery_remaining = 0;
+	c->recovery_tolerant = false;
 
 	if (any_loss) {
-		/* multiplicative decrease by half of what was really in flight */
 		size_t pre_cut = min_sz(c->cwnd, pre_outstanding);
-		/* a big window gives up an eighth, a small one half (rtmfp-cpp's
-		 * rule; random loss on fast paths must not starve the flow) */
-		size_t allowance = max_sz(pre_cut > RTMFP_CC_GENTLE_CUT_BYTES ? pre_cut / 8 : pre_cut / 2,
-					  loss_cost);
 
-		allowance = min_sz(allowance, pre_cut);
-		c->recovery_loss_allowance = allowance;
-		c->ssthresh = max_sz(pre_cut - allowance, RTMFP_CWND_INIT_BYTES);
-		c->cwnd = c->ssthresh;
-		c->acked_accumulator = 0;
-		c->recovery_remaining = outstanding_after;
-	} else if (!any_naks && pre_outstanding > c->cwnd * 63 / 64) {
-		/* the window was in use: grow it */
-		size_t increase = 0;
-
-		if (c->cwnd < c->ssthresh) {
-			increase = acked; /* slow start */
-			c->acked_accumulator = 0;
-		} else {
-			size_t aithresh = min_sz(max_sz(c->cwnd / 16, 64), 9600);
-
-			c->acked_accumulator += acked;
-			while (c->acked_accumulator >= aithresh) {
-				c->acked_accumulator -= aithresh;
-				increase += 96;
-			}
+		if (no_queue(c) && lost <= tolerated_loss(pre_cut) && outstanding_after > 0) {
+			/* looks random: watch the round before cutting anything */
+			c->recovery_tolerant = true;
+			c->recovery_pre_cut = pre_cut;
+			c->recovery_lost = lost;
+			c->recovery_remaining = outstanding_after;
+			c->tolerated++;
+			return;
 		}
-		c->cwnd = max_sz(c->cwnd + min_sz(increase, RTMFP_MSS_BYTES), RTMFP_CWND_INIT_BYTES);
-		c->cwnd = min_sz(c->cwnd, max_sz(RTMFP_CWND_MAX_BYTES, RTMFP_CWND_INIT_BYTES));
+		cut(c, pre_cut, loss_cost, outstanding_after);
+	} else if (!any_naks && pre_outstanding > c->cwnd * 63 / 64) {
+		grow(c, acked); /* the window was in use */
 	} else if (!any_naks && c->cwnd > pre_outstanding + RTMFP_CWND_DECAY_MARGIN_BYTES) {
 		c->cwnd--; /* slow decay of an unused window */
 	}
@@ -134,6 +199,7 @@ void rtmfp_cc_on_timeout(struct rtmfp_cc *c, bool idle)
 	c->ssthresh = max_sz(c->ssthresh, three_quarters); /* Appendix A */
 	c->acked_accumulator = 0;
 	c->recovery_remaining = 0;
+	c->recovery_tolerant = false;
 	c->cwnd = idle ? RTMFP_CWND_INIT_BYTES : RTMFP_CWND_TIMEDOUT_BYTES;
 }
 
@@ -1033,6 +1099,7 @@ static void on_ack(struct rtmfp_session *s, const struct rtmfp_wire_ack *ack, ui
 			s->min_rtt_ns = res.rtt_ns;
 			s->min_rtt_at = now;
 		}
+		rtmfp_cc_on_rtt(&s->cc, res.rtt_ns, s->min_rtt_ns);
 	}
 	t->any_acks = true;
 	s->st.data_bytes_acked += res.bytes_acked;
@@ -1365,6 +1432,29 @@ static void on_erto(struct rtmfp_session *s, uint64_t now)
 	rtmfp_wake(s);
 }
 
+/*
+ * probe_retransmit - a loss probe finds no new data to send (the tail of a
+ * transfer): the oldest fragment in flight goes again instead, so a lost
+ * last packet, or a lost retransmission, is answered by an ack rather than
+ * by ERTO and the collapse of the window (a tail-loss probe, RFC 8985 in
+ * spirit; no congestion response, as none is due until loss is known).
+ */
+static void probe_retransmit(struct rtmfp_session *s)
+{
+	for (struct rtmfp_send *f = s->sends; f; f = f->next) {
+		size_t bytes;
+
+		if (f->dead)
+			continue;
+		bytes = rtmfp_sendflow_probe_retransmit(f->flow);
+		if (!bytes)
+			continue;
+		s->outstanding = s->outstanding > bytes ? s->outstanding - bytes : 0;
+		rtmfp_session_send_ready(s, f);
+		return;
+	}
+}
+
 void rtmfp_session_timer(struct rtmfp_session *s, uint64_t now)
 {
 	if (s->dead)
@@ -1414,6 +1504,8 @@ void rtmfp_session_timer(struct rtmfp_session *s, uint64_t now)
 		s->probe_deadline = RTMFP_NEVER;
 		if (s->outstanding > 0 && s->probe_count < RTMFP_MAX_PROBES) {
 			s->probe_count++;
+			if (!s->ready_head)
+				probe_retransmit(s);
 			s->probe_allow = s->outstanding + 2 * RTMFP_MSS_BYTES;
 			s->probes++;
 			s->probe_deadline = now + probe_interval(s);

@@ -94,6 +94,13 @@ struct net {
 	bool alt[MAX_NODES];     /* NAT rebinding: packets leave from port 1101+i */
 	bool old_gone[MAX_NODES]; /* ... and the old binding (port 1001+i) is gone */
 	uint64_t delivered, dropped, seq;
+	/* a bottleneck into each node: 0 = none; else ns per byte, and a drop-tail
+	 * queue of at most queue_ns (the link is busy until link_free[to]) */
+	uint64_t ns_per_byte, queue_ns;
+	uint64_t link_free[MAX_NODES];
+	uint64_t queue_drops;
+	int drop_node;           /* drop the drop_at-th datagram node drop_node sends */
+	uint64_t drop_at;        /* (0: none) */
 };
 
 static uint32_t rnd(struct net *n)
@@ -188,11 +195,24 @@ static void cb_send(void *ctx, int iface, const struct sockaddr_storage *to,
 		id = buf_load32_be(bytes) ^ buf_load32_be(bytes + 4) ^ buf_load32_be(bytes + 8);
 	if (id == 0)
 		nd->startup_sent++;
-	if (n->dead[nd->idx] || node_of(to) < 0 || node_of(to) >= n->n_nodes ||
+	if ((n->drop_at && nd->idx == n->drop_node && nd->sent == n->drop_at) ||
+	    n->dead[nd->idx] || node_of(to) < 0 || node_of(to) >= n->n_nodes ||
 	    n->dead[node_of(to)] || (n->old_gone[node_of(to)] && old_port(to)) ||
 	    rnd(n) % 100 < n->drop_pct) {
 		n->dropped++;
 		return;
+	}
+	if (n->ns_per_byte) {
+		uint64_t *free_at = &n->link_free[node_of(to)];
+
+		if (*free_at < n->now)
+			*free_at = n->now;
+		if (*free_at - n->now > n->queue_ns) {
+			n->dropped++;
+			n->queue_drops++;
+			return;
+		}
+		*free_at += len * n->ns_per_byte;
 	}
 	if (n->n == n->cap) {
 		n->cap = n->cap ? n->cap * 2 : 256;
@@ -201,7 +221,8 @@ static void cb_send(void *ctx, int iface, const struct sockaddr_storage *to,
 	d = &n->q[n->n++];
 	d->to = node_of(to);
 	d->from = n->alt[nd->idx] ? port_addr(1101 + nd->idx) : nd->addr;
-	d->at = n->now + n->latency + (n->jitter ? rnd(n) % n->jitter : 0);
+	d->at = (n->ns_per_byte ? n->link_free[d->to] : n->now) + n->latency +
+		(n->jitter ? rnd(n) % n->jitter : 0);
 	d->seq = n->seq++;
 	d->len = len;
 	d->bytes = malloc(len);
@@ -607,6 +628,41 @@ T_CASE(first_packet_echoes_rikeying_timestamp)
 	if (n.nodes[1].r->sessions)
 		rtmfp_session_stats(n.nodes[1].r->sessions, &st);
 	T_CHECK(st.srtt_ns >= 19 * MS && st.srtt_ns <= 21 * MS);
+	net_free(&n);
+}
+
+static const size_t five_packets[] = { 5000 };
+
+/*
+ * The last packet of a message is lost and nothing follows it: no ack can
+ * report the hole, so the loss probe sends the oldest fragment in flight
+ * again, which brings the ack (no ERTO, no collapse of the window).
+ */
+T_CASE(tail_loss_probe_retransmits)
+{
+	struct net n;
+	struct rtmfp_session_stats st;
+	struct txjob *j;
+	int bad;
+
+	net_init(&n, 2, false, NULL);
+	j = open_job(&n, 0, 1, "warm", small_sizes, 1, 1, false);
+	T_CHECK(run(&n, responder_got_one, 10 * SEC));
+	run(&n, NULL, 1 * SEC);
+	n.drop_node = 0;
+	n.drop_at = n.nodes[0].sent + 5; /* the 5th of 5 packets */
+	j->sizes = five_packets;
+	j->count = 2;
+	T_CHECK(run(&n, NULL, 2 * SEC));
+	T_CHECK_EQ_INT(rx_total(&n.nodes[1], &bad), 2);
+	T_CHECK_EQ_INT(bad, 0);
+	T_CHECK_EQ_INT(n.dropped, 1);
+	T_CHECK(n.nodes[0].sess != NULL);
+	if (n.nodes[0].sess) {
+		rtmfp_session_stats(n.nodes[0].sess, &st);
+		T_CHECK_EQ_INT(st.timeouts, 0);
+		T_CHECK(st.retransmissions >= 1);
+	}
 	net_free(&n);
 }
 
@@ -1208,6 +1264,116 @@ T_CASE(goodput_with_light_loss)
 			(unsigned long long)near10 / 1000, (unsigned long long)near30 / 1000);
 	}
 	T_CHECK(clean > 0 && lossy1 > 0 && four > 0 && near10 > 0 && near30 > 0);
+	/* 1% random loss on a path without a queue costs at most half the
+	 * goodput (simulated clock): the loss is taken for random, not congestion */
+	T_CHECK(2 * lossy1 >= clean);
+	T_CHECK(2 * four >= clean);
+}
+
+/* bytes node @to got on flows from node @from (64 KiB messages) */
+static uint64_t got_from(struct net *n, int to, int from)
+{
+	uint64_t t = 0;
+
+	for (struct rxflow *x = n->nodes[to].rx; x; x = x->next_rx) {
+		struct rtmfp_session *s = x->f ? rtmfp_recv_session(x->f) : NULL;
+
+		if (s && node_of(&s->dest) == from)
+			t += x->next * 65536;
+	}
+	return t;
+}
+
+static const size_t k64[] = { 65536 };
+
+/*
+ * Two sessions (alice and carol to bob) through one 2 MB/s bottleneck with a
+ * 20 ms drop-tail queue, 20 ms round trip: the queue delays the fragments,
+ * so its losses count as congestion; both windows are cut and the two
+ * sessions share the link about evenly.
+ */
+T_CASE(bottleneck_two_sessions_share)
+{
+	struct net n;
+	uint64_t a, c, t0, a0, c0;
+
+	net_init(&n, 3, false, NULL);
+	n.ns_per_byte = 500;
+	n.queue_ns = 20 * MS;
+	n.jitter = 1 * MS; /* no phase lock between the two senders */
+	open_job(&n, 0, 1, "a", k64, 1, 100000, false);
+	open_job(&n, 2, 1, "c", k64, 1, 100000, false);
+	run(&n, NULL, 10 * SEC); /* settle */
+	t0 = n.now;
+	a0 = got_from(&n, 1, 0);
+	c0 = got_from(&n, 1, 2);
+	run(&n, NULL, 20 * SEC);
+	a = got_from(&n, 1, 0) - a0;
+	c = got_from(&n, 1, 2) - c0;
+	T_CHECK(n.nodes[0].sess && n.nodes[2].sess);
+	if (!n.nodes[0].sess || !n.nodes[2].sess) {
+		net_free(&n);
+		return;
+	}
+	if (getenv("TDEBUG"))
+		fprintf(stderr, "bottleneck: alice %llu KB/s carol %llu KB/s, cuts %llu/%llu "
+			"tolerated %llu/%llu, queue drops %llu\n",
+			(unsigned long long)(a * SEC / (n.now - t0) / 1000),
+			(unsigned long long)(c * SEC / (n.now - t0) / 1000),
+			(unsigned long long)n.nodes[0].sess->cc.cuts,
+			(unsigned long long)n.nodes[2].sess->cc.cuts,
+			(unsigned long long)n.nodes[0].sess->cc.tolerated,
+			(unsigned long long)n.nodes[2].sess->cc.tolerated,
+			(unsigned long long)n.queue_drops);
+	T_CHECK(n.queue_drops > 0);
+	T_CHECK(n.nodes[0].sess->cc.cuts > 0 && n.nodes[2].sess->cc.cuts > 0);
+	/* the link is used (payload over 2 MB/s of datagrams) ... */
+	T_CHECK((a + c) * SEC / (n.now - t0) > 1500000);
+	/* ... and shared: neither gets more than twice the other */
+	T_CHECK(a < 2 * c && c < 2 * a);
+	net_free(&n);
+}
+
+/*
+ * One session through a 2 MB/s bottleneck whose queue holds only 4 ms:
+ * too short to show as delay, so an overflow first looks random, but a
+ * round that loses more than 1/32 of its window is cut.  The sender does
+ * not keep the queue overflowing: under 1/32 of the datagrams are lost
+ * (about 0.6 %; Appendix A alone loses 0.35 % here), and the link is used.
+ */
+T_CASE(shallow_bottleneck_loss_bounded)
+{
+	struct net n;
+	uint64_t a, t0, sent0, a0;
+
+	net_init(&n, 2, false, NULL);
+	n.ns_per_byte = 500;
+	n.queue_ns = 4 * MS;
+	open_job(&n, 0, 1, "a", k64, 1, 100000, false);
+	run(&n, NULL, 5 * SEC);
+	t0 = n.now;
+	sent0 = n.nodes[0].sent;
+	a0 = got_from(&n, 1, 0);
+	n.queue_drops = 0;
+	run(&n, NULL, 20 * SEC);
+	a = got_from(&n, 1, 0) - a0;
+	T_CHECK(n.nodes[0].sess != NULL);
+	if (!n.nodes[0].sess) {
+		net_free(&n);
+		return;
+	}
+	if (getenv("TDEBUG"))
+		fprintf(stderr, "shallow: %llu KB/s, cuts %llu tolerated %llu, "
+			"%llu of %llu datagrams dropped\n",
+			(unsigned long long)(a * SEC / (n.now - t0) / 1000),
+			(unsigned long long)n.nodes[0].sess->cc.cuts,
+			(unsigned long long)n.nodes[0].sess->cc.tolerated,
+			(unsigned long long)n.queue_drops,
+			(unsigned long long)(n.nodes[0].sent - sent0));
+	T_CHECK(n.nodes[0].sess->cc.cuts > 0);
+	T_CHECK(n.queue_drops * 32 < n.nodes[0].sent - sent0);
+	T_CHECK(a * SEC / (n.now - t0) > 1500000);
+	net_free(&n);
 }
 
 T_CASE(paused_receiver_backpressure)
@@ -1362,6 +1528,70 @@ T_CASE(rtt_estimator)
 	T_CHECK_EQ_INT(t.erto_ns, RTMFP_MAX_ERTO_NS);
 }
 
+T_CASE(cc_random_loss_tolerated)
+{
+	struct rtmfp_cc c;
+
+	/* no queue (round trip at its base): a lone loss is not cut */
+	rtmfp_cc_init(&c);
+	rtmfp_cc_on_rtt(&c, 20 * MS, 20 * MS);
+	c.cwnd = c.ssthresh = 200000;
+	rtmfp_cc_on_ack(&c, 1200, 1200, true, true, 200000, 197600);
+	T_CHECK_EQ_INT(c.cwnd, 200000);
+	T_CHECK(c.recovery_tolerant);
+	T_CHECK_EQ_INT(c.tolerated, 1);
+	T_CHECK_EQ_INT(c.cuts, 0);
+	/* the window goes on growing in that round, holes or not */
+	for (int i = 0; i < 20; i++)
+		rtmfp_cc_on_ack(&c, 2400, 0, false, true, 200000, 197600 - 2400 * (size_t)(i + 1));
+	T_CHECK(c.cwnd > 200000);
+	/* losing more than 1/32 of the window in the round: Appendix A's cut */
+	rtmfp_cc_on_ack(&c, 0, 6000, true, true, 150000, 144000);
+	T_CHECK(!c.recovery_tolerant);
+	T_CHECK_EQ_INT(c.cwnd, 175000); /* 200000 - 1/8 */
+	T_CHECK_EQ_INT(c.cuts, 1);
+
+	/* a small window tolerates one lost packet a round, not two */
+	rtmfp_cc_init(&c);
+	rtmfp_cc_on_rtt(&c, 20 * MS, 20 * MS);
+	c.cwnd = c.ssthresh = 20000;
+	rtmfp_cc_on_ack(&c, 1200, 1232, true, true, 20000, 17500);
+	T_CHECK_EQ_INT(c.cwnd, 20000);
+	rtmfp_cc_on_ack(&c, 1200, 1232, true, true, 17500, 15000);
+	T_CHECK_EQ_INT(c.cwnd, 10000);
+
+	/* a queue (round trip 10 ms over its base, more than 5 ms and a
+	 * quarter of the base): the loss is congestion, cut at once */
+	rtmfp_cc_init(&c);
+	for (int i = 0; i < 50; i++)
+		rtmfp_cc_on_rtt(&c, 30 * MS, 20 * MS);
+	c.cwnd = c.ssthresh = 200000;
+	rtmfp_cc_on_ack(&c, 1200, 1200, true, true, 200000, 197600);
+	T_CHECK_EQ_INT(c.cwnd, 175000);
+	T_CHECK(!c.recovery_tolerant);
+	/* a quarter of a long base round trip is tolerated, though */
+	rtmfp_cc_init(&c);
+	for (int i = 0; i < 50; i++)
+		rtmfp_cc_on_rtt(&c, 110 * MS, 100 * MS);
+	c.cwnd = c.ssthresh = 200000;
+	rtmfp_cc_on_ack(&c, 1200, 1200, true, true, 200000, 197600);
+	T_CHECK_EQ_INT(c.cwnd, 200000);
+
+	/* no round trip known yet: every loss is congestion */
+	rtmfp_cc_init(&c);
+	c.cwnd = c.ssthresh = 200000;
+	rtmfp_cc_on_ack(&c, 1200, 1200, true, true, 200000, 197600);
+	T_CHECK_EQ_INT(c.cwnd, 175000);
+	/* a timeout ends a tolerant round */
+	rtmfp_cc_init(&c);
+	rtmfp_cc_on_rtt(&c, 20 * MS, 20 * MS);
+	c.cwnd = c.ssthresh = 200000;
+	rtmfp_cc_on_ack(&c, 1200, 1200, true, true, 200000, 197600);
+	rtmfp_cc_on_timeout(&c, false);
+	T_CHECK(!c.recovery_tolerant);
+	T_CHECK_EQ_INT(c.cwnd, RTMFP_CWND_TIMEDOUT_BYTES);
+}
+
 T_CASE(cc_slow_start_and_loss)
 {
 	struct rtmfp_cc c;
@@ -1415,8 +1645,10 @@ int main(void)
 		return 1;
 	T_RUN(rtt_estimator);
 	T_RUN(cc_slow_start_and_loss);
+	T_RUN(cc_random_loss_tolerated);
 	T_RUN(open_plain_one_message);
 	T_RUN(first_packet_echoes_rikeying_timestamp);
+	T_RUN(tail_loss_probe_retransmits);
 	T_RUN(messages_1_byte_to_1_mib_in_order);
 	T_RUN(drop_10_percent);
 	T_RUN(drop_30_percent);
@@ -1446,5 +1678,7 @@ int main(void)
 	T_RUN(peer_restart_replaces_session);
 	T_RUN(shutdown_and_early_close);
 	T_RUN(flows_share_fairly);
+	T_RUN(bottleneck_two_sessions_share);
+	T_RUN(shallow_bottleneck_loss_bounded);
 	return t_done();
 }

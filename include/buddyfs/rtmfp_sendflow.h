@@ -245,6 +245,13 @@ void rtmfp_sendflow_ack_end(struct rtmfp_sendflow *f, uint64_t now,
  * retransmission.  Returns the wire bytes taken out of flight.
  */
 size_t rtmfp_sendflow_on_timeout(struct rtmfp_sendflow *f);
+/*
+ * rtmfp_sendflow_probe_retransmit - a loss probe with no new data to carry
+ * (the session's tail-loss probe): the oldest fragment in flight is taken
+ * out of flight and queued to go again, as if lost, but without counting a
+ * loss.  Returns its wire bytes (0 when nothing is in flight).
+ */
+size_t rtmfp_sendflow_probe_retransmit(struct rtmfp_sendflow *f);
 
 /*
  * rtmfp_sendflow_probe_due - whether to send a Buffer Probe (0x18) for this

@@ -13,7 +13,8 @@
  * to the RFC's loss recovery keep small windows out of timeouts: an ack
  * that reports holes lets one more packet out, and a loss probe (two packets
  * of new data beyond the window) goes out when acks stop for about two
- * round trips, so the negative acks that find a loss come before ERTO.
+ * round trips, so the negative acks that find a loss come before ERTO.  A
+ * third, in the congestion window, tolerates random loss (see rtmfp_cc).
  *
  * Leaves to others: the session table, cookies and the stateless startup
  * answers (rtmfp.c); message fragmentation, sequence numbers, the per-flow
@@ -48,6 +49,15 @@
 #define RTMFP_CWND_DECAY_MARGIN_BYTES (6 * RTMFP_MSS_BYTES)
 #define RTMFP_MAX_DATA_BURST_BYTES (6 * RTMFP_MSS_BYTES) /* §3.5.2.3: 6 packets */
 #define RTMFP_CC_GENTLE_CUT_BYTES 67200         /* above: loss cuts cwnd by 1/8 */
+/* Random-loss tolerance (see rtmfp_cc_on_ack): a loss while the fragments'
+ * round trip shows at most this much queueing delay (or a quarter of the
+ * base round trip, if more) ... */
+#define RTMFP_CC_QUEUE_TOLERANCE_NS (5 * RTMFP_NS_PER_MS)
+/* ... and costing at most 1/RTMFP_CC_TOLERATED_LOSS_DIV of the window (or
+ * one packet, if more: RTMFP_CC_TOLERATED_LOSS_MIN_BYTES is less than two
+ * full ones) in its round trip is taken for random loss: no cut. */
+#define RTMFP_CC_TOLERATED_LOSS_DIV 32
+#define RTMFP_CC_TOLERATED_LOSS_MIN_BYTES (2 * RTMFP_MSS_BYTES - 1)
 /* The window never grows past this: about what a receiver's kernel buffers
  * hold (a TCP receive buffer tops out near 6 MiB too), so a session of many
  * flows on a fast, short path does not overrun the far socket and lose a
@@ -99,16 +109,45 @@ void rtmfp_rtt_sample(struct rtmfp_rtt *t, uint64_t rtt_ns);
 /* rtmfp_rtt_backoff - ERTO expired: ERTO *= ~sqrt(2), at most MAX_ERTO. */
 void rtmfp_rtt_backoff(struct rtmfp_rtt *t);
 
-/* ---- congestion window (§3.5.2, Appendix A) ---- */
+/*
+ * ---- congestion window (§3.5.2, Appendix A) ----
+ *
+ * Appendix A's window (slow start, additive increase, a cut at most once a
+ * round trip, the collapse on a timeout) with rtmfp-cpp's gentle cut (an
+ * eighth above RTMFP_CC_GENTLE_CUT_BYTES in flight) and one addition, a
+ * tolerance for random loss.  A loss that finds no queue (the fragments'
+ * smoothed round trip is within RTMFP_CC_QUEUE_TOLERANCE_NS, or a quarter
+ * of the base, of the smallest lately) opens a "tolerant" round: the window
+ * is not cut, and goes on growing by Appendix A's rules while the round's
+ * data drains.  If the round loses more than 1/32 of the window (or more
+ * than one packet of a small window), the loss was no accident: Appendix
+ * A's cut is made then.  A loss with a queue behind it is congestion and
+ * is cut at once, as in Appendix A.  So random loss of a few percent (a radio link, --drop 1)
+ * no longer keeps the window at a few packets, while a full bottleneck
+ * (whose queue delays the fragments, or which drops more than a few
+ * percent) gets the RFC's response.
+ */
 struct rtmfp_cc {
 	size_t cwnd;
 	size_t ssthresh;                 /* SIZE_MAX: no loss yet (slow start) */
 	size_t acked_accumulator;        /* congestion avoidance */
 	size_t recovery_remaining;       /* bytes to drain before leaving recovery */
 	size_t recovery_loss_allowance;
+	bool recovery_tolerant;          /* this round's loss looked random: no cut yet */
+	size_t recovery_pre_cut;         /* the window in use when that round began */
+	size_t recovery_lost;            /* bytes lost so far in that round */
+	uint64_t rtt_ns;                 /* smoothed fragment round trip; 0: none yet */
+	uint64_t base_rtt_ns;            /* the smallest lately; 0: none yet */
+	uint64_t tolerated;              /* loss rounds taken for random loss */
+	uint64_t cuts;                   /* multiplicative decreases made */
 };
 
 void rtmfp_cc_init(struct rtmfp_cc *c);
+/*
+ * rtmfp_cc_on_rtt - a fragment's round trip, @rtt_ns (send to ack, first
+ * transmissions only), and the smallest of them lately, @base_rtt_ns.
+ */
+void rtmfp_cc_on_rtt(struct rtmfp_cc *c, uint64_t rtt_ns, uint64_t base_rtt_ns);
 /*
  * rtmfp_cc_on_ack - after a packet with acks: @acked and @lost bytes left
  * the outstanding set; @pre_outstanding is what was outstanding before the
