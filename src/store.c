@@ -539,6 +539,19 @@ int store_txn_commit(struct store_txn *t)
 	return rc;
 }
 
+int store_txn_commit_cache(struct store_txn *t)
+{
+	MDB_env *env = t->txn ? mdb_txn_env(t->txn) : NULL;
+	int rc;
+
+	if (env)
+		mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
+	rc = store_txn_commit(t);
+	if (env)
+		mdb_env_set_flags(env, MDB_NOMETASYNC, 0);
+	return rc;
+}
+
 void store_txn_abort(struct store_txn *t)
 {
 	if (!t || !t->open)

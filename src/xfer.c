@@ -483,7 +483,7 @@ static int put_batch(struct xfer *x, struct link *batch)
 			r->err = -EIO;
 		}
 	}
-	rc = store_txn_commit(t);
+	rc = store_txn_commit_cache(t);
 	if (rc)
 		log_error("cannot commit fetched blocks to the store: %s", bfs_strerror(rc));
 	x->totals.store_commits++;

@@ -175,6 +175,14 @@ int store_txn_begin(struct store *s, struct store_txn **out);
  * committed), -ENOSPC when the map is full, BFS_ESTORE.
  */
 int store_txn_commit(struct store_txn *t);
+/*
+ * store_txn_commit_cache - store_txn_commit() for a transaction that holds
+ * only what can be fetched again (a buddy's cached blocks): the data pages
+ * are flushed but the meta page is not (LMDB's MDB_NOMETASYNC for this
+ * commit), so a machine crash may undo this commit but never damages the
+ * store; the next durable commit flushes it too.  Same errors.
+ */
+int store_txn_commit_cache(struct store_txn *t);
 /* store_txn_abort - drop @t's changes and end it. */
 void store_txn_abort(struct store_txn *t);
 
