@@ -8,7 +8,7 @@
 # kill -9ed fails with EIO within the timeout and works once the owner is
 # back; a daemon kill -9ed during cp restarts with its store intact and
 # publishes nothing partial; a tampered block never reaches the reader;
-# carol gets nothing; bad names are refused.
+# carol gets nothing; bad names are refused; status shows a transfer.
 . "$(dirname "$0")/lib.sh"
 
 BFS=$(cd "$BUILD" && pwd)/buddyfs
@@ -205,6 +205,13 @@ wait_for 10 test -f "$A/bob/big.bin"
 cat "$A/bob/big.bin" >"$LIB_TMP/big.out" 2>"$LIB_TMP/big.err" &
 CAT=$!
 wait_for 10 test -s "$LIB_TMP/big.out"
+"$BFS" --home "${HOME_OF[alice]}" status >"$LIB_TMP/status" 2>&1
+if grep -Eq '^transfer bob fetching done=[0-9]+ total=[0-9]+ rate=[0-9]+' "$LIB_TMP/status"; then
+	pass status_shows_transfer
+	note "$(grep '^transfer ' "$LIB_TMP/status")"
+else
+	fail status_shows_transfer "$(grep -E '^(transfer|link|folder)' "$LIB_TMP/status" | tr '\n' ';')"
+fi
 kill9_user bob
 start=$SECONDS
 wait "$CAT"
