@@ -8,6 +8,9 @@
 #   make fuzz       libFuzzer target per parser, each run FUZZ_SECONDS
 #                   (FUZZ_FILTER=word picks targets, FUZZ_BUILD=dir)
 #   make bench      build and run the benchmarks in bench/
+#   make demo       deps, build, then a rendezvous and two buddies (alice,
+#                   bob) on loopback with mounts under demo/; a file crosses
+#   make demo-stop  unmount and stop everything the demo started
 #   TEST_FILTER=w   run only the tests whose path contains w
 #   BUILD=dir       build somewhere else than build/
 #   V=1             show the commands
@@ -51,7 +54,7 @@ FUZZ_SRCS  := $(wildcard tests/fuzz_*.c)
 # pick - the words of $(2) that contain $(1) (all of them when $(1) is empty).
 pick = $(if $(1),$(foreach w,$(2),$(if $(findstring $(1),$(w)),$(w))),$(2))
 
-.PHONY: all deps test check asan fuzz bench clean
+.PHONY: all deps test check asan fuzz bench demo demo-stop clean
 .DELETE_ON_ERROR:
 
 all: $(PROGS) $(TEST_BINS) $(BENCH_BINS)
@@ -120,8 +123,15 @@ $(BUILD)/fuzz/%: tests/%.c $(LIB)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB) $(LDLIBS)
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory $(BENCH_BINS)
+	$(Q)$(MAKE) --no-print-directory $(PROGS) $(BENCH_BINS)
 	$(Q)BUILD=$(BUILD) sh bench/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory $(PROGS)
+	$(Q)BUILD=$(BUILD) bash scripts/demo.sh
+
+demo-stop:
+	$(Q)BUILD=$(BUILD) bash scripts/demo-stop.sh
 
 clean:
 	rm -rf build build-asan build-fuzz
