@@ -1,12 +1,21 @@
 /*
  * rdv_relay.c - the rendezvous relay (see rdv_relay.h).
  *
- * The table is a fixed array scanned linearly (max_channels, 1,024 by
- * default): enough for a home-scale server; a hash by address is the next
- * step for large ones.  Each end's address is learnt only from a RELAY-BIND
- * carrying its secret token (sent over the peer's authenticated control
- * flow), so nobody else can bind, and a NAT that rebinds the peer's port
- * is followed by the peer binding again.
+ * Channels are allocated when made (at most max_channels) and found
+ * through three hash indexes over their ends, so that no datagram and no
+ * request walks the table: by peer id (a pair is found among the <= 8
+ * channels of one end; the per-peer limit counts the same chain), by
+ * token (RELAY-BIND) and by bound address (forwarding).  Bucket counts are
+ * powers of two sized for max_channels; the hash is SipHash
+ * (crypto_shorthash) under a random key, as addresses, ids and tokens
+ * come from the network.  Each end's address is learnt only from a
+ * RELAY-BIND carrying its secret token (sent over the peer's authenticated
+ * control flow), so nobody else can bind, and a NAT that rebinds the
+ * peer's port is followed by the peer binding again.
+ *
+ * One address bound as an end of two channels (one peer relaying with
+ * two others through one socket) is ambiguous: the datagram goes to the
+ * channel bound last.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,19 +33,24 @@
 #define ID_BYTES RDV_PEER_ID_BYTES
 #define TOKEN_BYTES RDV_RELAY_TOKEN_BYTES
 #define MAX_PER_PEER 8 /* channels one peer id may be an end of */
+#define ADDR_KEY_BYTES 19 /* family | port | address */
+
+struct channel;
 
 struct end {
 	uint8_t id[ID_BYTES];
 	uint8_t token[TOKEN_BYTES];
 	struct sockaddr_storage addr;
 	bool bound;
+	struct channel *c;
+	struct end *id_next, *tok_next, *addr_next; /* hash chains */
 };
 
 struct channel {
-	bool used;
 	bool announced;     /* the ready event was given */
 	uint64_t last_ns;   /* made, bound or forwarded */
 	struct end e[2];
+	struct channel *prev, *next; /* every channel (the sweep) */
 };
 
 struct rdv_relay {
@@ -47,22 +61,70 @@ struct rdv_relay {
 	uint16_t port;
 	size_t max;
 	uint64_t idle_ns;
-	struct channel *ch;
+	struct channel *all;
+	size_t mask;                 /* buckets - 1 */
+	struct end **by_id, **by_tok, **by_addr;
+	uint8_t key[crypto_shorthash_KEYBYTES];
 	rdv_relay_ready_fn *ready;
 	void *ctx;
 	struct rdv_relay_stats st;
 };
 
+static size_t slot(const struct rdv_relay *r, const uint8_t *bytes, size_t len)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v = 0;
+
+	crypto_shorthash(h, bytes, len, r->key);
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | h[i];
+	return (size_t)v & r->mask;
+}
+
+/* addr_key - the bytes of @a that tell ends apart (udp_addr_equal's view). */
+static void addr_key(uint8_t k[ADDR_KEY_BYTES], const struct sockaddr_storage *a)
+{
+	memset(k, 0, ADDR_KEY_BYTES);
+	k[0] = (uint8_t)a->ss_family;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)a;
+
+		memcpy(k + 1, &v4->sin_port, 2);
+		memcpy(k + 3, &v4->sin_addr, 4);
+	} else if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)a;
+
+		memcpy(k + 1, &v6->sin6_port, 2);
+		memcpy(k + 3, &v6->sin6_addr, 16);
+	}
+}
+
+static size_t addr_slot(const struct rdv_relay *r, const struct sockaddr_storage *a)
+{
+	uint8_t k[ADDR_KEY_BYTES];
+
+	addr_key(k, a);
+	return slot(r, k, sizeof(k));
+}
+
+/* UNCHAIN - remove @e from the chain at @head, linked through member @link. */
+#define UNCHAIN(head, e, link)                                  \
+	do {                                                    \
+		for (struct end **pp_ = (head); *pp_; pp_ = &(*pp_)->link) { \
+			if (*pp_ == (e)) {                      \
+				*pp_ = (e)->link;               \
+				break;                          \
+			}                                       \
+		}                                               \
+	} while (0)
+
 static struct channel *find_pair(struct rdv_relay *r, const uint8_t *a, const uint8_t *b)
 {
-	for (size_t i = 0; i < r->max; i++) {
-		struct channel *c = &r->ch[i];
+	for (struct end *e = r->by_id[slot(r, a, ID_BYTES)]; e; e = e->id_next) {
+		const struct end *o = e == &e->c->e[0] ? &e->c->e[1] : &e->c->e[0];
 
-		if (!c->used)
-			continue;
-		if ((memcmp(c->e[0].id, a, ID_BYTES) == 0 && memcmp(c->e[1].id, b, ID_BYTES) == 0) ||
-		    (memcmp(c->e[0].id, b, ID_BYTES) == 0 && memcmp(c->e[1].id, a, ID_BYTES) == 0))
-			return c;
+		if (memcmp(e->id, a, ID_BYTES) == 0 && memcmp(o->id, b, ID_BYTES) == 0)
+			return e->c;
 	}
 	return NULL;
 }
@@ -72,10 +134,8 @@ static size_t ends_of(const struct rdv_relay *r, const uint8_t *id)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < r->max; i++)
-		if (r->ch[i].used && (memcmp(r->ch[i].e[0].id, id, ID_BYTES) == 0 ||
-				      memcmp(r->ch[i].e[1].id, id, ID_BYTES) == 0))
-			n++;
+	for (const struct end *e = r->by_id[slot(r, id, ID_BYTES)]; e; e = e->id_next)
+		n += memcmp(e->id, id, ID_BYTES) == 0;
 	return n;
 }
 
@@ -85,27 +145,37 @@ int rdv_relay_channel(struct rdv_relay *r, const uint8_t a[static RDV_PEER_ID_BY
 		      uint8_t tok_b[static RDV_RELAY_TOKEN_BYTES], bool *ready)
 {
 	struct channel *c;
-	size_t i;
 	int ia;
 
 	if (memcmp(a, b, ID_BYTES) == 0)
 		return -EINVAL;
 	c = find_pair(r, a, b);
 	if (!c) {
-		if (ends_of(r, a) >= MAX_PER_PEER || ends_of(r, b) >= MAX_PER_PEER)
+		if (r->st.channels >= r->max || ends_of(r, a) >= MAX_PER_PEER || ends_of(r, b) >= MAX_PER_PEER)
 			return -ENOSPC;
-		for (i = 0; i < r->max && r->ch[i].used; i++)
-			;
-		if (i == r->max)
-			return -ENOSPC;
-		c = &r->ch[i];
-		memset(c, 0, sizeof(*c));
-		c->used = true;
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return -ENOMEM;
 		memcpy(c->e[0].id, a, ID_BYTES);
 		memcpy(c->e[1].id, b, ID_BYTES);
-		randombytes_buf(c->e[0].token, TOKEN_BYTES);
-		randombytes_buf(c->e[1].token, TOKEN_BYTES);
+		for (int k = 0; k < 2; k++) {
+			struct end *e = &c->e[k];
+			size_t h;
+
+			e->c = c;
+			randombytes_buf(e->token, TOKEN_BYTES);
+			h = slot(r, e->id, ID_BYTES);
+			e->id_next = r->by_id[h];
+			r->by_id[h] = e;
+			h = slot(r, e->token, TOKEN_BYTES);
+			e->tok_next = r->by_tok[h];
+			r->by_tok[h] = e;
+		}
 		c->last_ns = loop_now(r->loop);
+		c->next = r->all;
+		if (r->all)
+			r->all->prev = c;
+		r->all = c;
 		r->st.channels++;
 	}
 	ia = memcmp(c->e[0].id, a, ID_BYTES) == 0 ? 0 : 1;
@@ -117,62 +187,75 @@ int rdv_relay_channel(struct rdv_relay *r, const uint8_t a[static RDV_PEER_ID_BY
 
 static void free_channel(struct rdv_relay *r, struct channel *c)
 {
+	for (int k = 0; k < 2; k++) {
+		struct end *e = &c->e[k];
+
+		UNCHAIN(&r->by_id[slot(r, e->id, ID_BYTES)], e, id_next);
+		UNCHAIN(&r->by_tok[slot(r, e->token, TOKEN_BYTES)], e, tok_next);
+		if (e->bound)
+			UNCHAIN(&r->by_addr[addr_slot(r, &e->addr)], e, addr_next);
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		r->all = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	sodium_memzero(c, sizeof(*c));
+	free(c);
 	r->st.channels--;
 }
 
 /* bind_end - a RELAY-BIND for @token from @from. */
 static void bind_end(struct rdv_relay *r, const struct sockaddr_storage *from, const uint8_t *token)
 {
-	for (size_t i = 0; i < r->max; i++) {
-		struct channel *c = &r->ch[i];
+	struct end *e;
+	struct channel *c;
+	size_t h;
 
-		if (!c->used)
-			continue;
-		for (int k = 0; k < 2; k++) {
-			if (sodium_memcmp(c->e[k].token, token, TOKEN_BYTES) != 0)
-				continue;
-			c->e[k].addr = *from;
-			c->e[k].bound = true;
-			c->last_ns = loop_now(r->loop);
-			if (c->e[0].bound && c->e[1].bound && !c->announced) {
-				c->announced = true;
-				if (r->ready)
-					r->ready(r->ctx, c->e[0].id, c->e[1].id);
-			}
-			return;
-		}
+	for (e = r->by_tok[slot(r, token, TOKEN_BYTES)]; e; e = e->tok_next)
+		if (sodium_memcmp(e->token, token, TOKEN_BYTES) == 0)
+			break;
+	if (!e) {
+		r->st.dropped++;
+		return;
 	}
-	r->st.dropped++;
+	if (e->bound)
+		UNCHAIN(&r->by_addr[addr_slot(r, &e->addr)], e, addr_next);
+	e->addr = *from;
+	e->bound = true;
+	h = addr_slot(r, from);
+	e->addr_next = r->by_addr[h];
+	r->by_addr[h] = e;
+	c = e->c;
+	c->last_ns = loop_now(r->loop);
+	if (c->e[0].bound && c->e[1].bound && !c->announced) {
+		c->announced = true;
+		if (r->ready)
+			r->ready(r->ctx, c->e[0].id, c->e[1].id);
+	}
 }
 
 void rdv_relay_input(struct rdv_relay *r, const struct sockaddr_storage *from,
 		     const uint8_t *data, size_t len)
 {
 	uint8_t token[TOKEN_BYTES];
+	struct end *e;
 
 	/* A datagram from a bound end: forward (a BIND again from a bound end
 	 * is the peer refreshing; it is not forwarded). */
-	for (size_t i = 0; i < r->max; i++) {
-		struct channel *c = &r->ch[i];
-		int k;
-
-		if (!c->used)
-			continue;
-		if (c->e[0].bound && udp_addr_equal(&c->e[0].addr, from))
-			k = 0;
-		else if (c->e[1].bound && udp_addr_equal(&c->e[1].addr, from))
-			k = 1;
-		else
-			continue;
-		if (len == RDV_RELAY_BIND_BYTES && rdv_relay_bind_decode(data, len, token))
+	for (e = r->by_addr[addr_slot(r, from)]; e; e = e->addr_next)
+		if (udp_addr_equal(&e->addr, from))
 			break;
-		if (!c->e[1 - k].bound) {
+	if (e && !(len == RDV_RELAY_BIND_BYTES && rdv_relay_bind_decode(data, len, token))) {
+		struct end *o = e == &e->c->e[0] ? &e->c->e[1] : &e->c->e[0];
+
+		if (!o->bound) {
 			r->st.dropped++;
 			return;
 		}
-		c->last_ns = loop_now(r->loop);
-		if (udp_send(r->udp, &c->e[1 - k].addr, data, len) == 0) {
+		e->c->last_ns = loop_now(r->loop);
+		if (udp_send(r->udp, &o->addr, data, len) == 0) {
 			r->st.packets++;
 			r->st.bytes += len;
 		}
@@ -218,10 +301,13 @@ static void on_sweep(struct loop *loop, struct loop_timer *t, void *ctx)
 {
 	struct rdv_relay *r = ctx;
 	uint64_t now = loop_now(loop);
+	struct channel *c, *next;
 
-	for (size_t i = 0; i < r->max; i++)
-		if (r->ch[i].used && now - r->ch[i].last_ns >= r->idle_ns)
-			free_channel(r, &r->ch[i]);
+	for (c = r->all; c; c = next) {
+		next = c->next;
+		if (now - c->last_ns >= r->idle_ns)
+			free_channel(r, c);
+	}
 	loop_timer_rearm(loop, t, r->idle_ns / 4);
 }
 
@@ -241,8 +327,15 @@ int rdv_relay_new(struct rdv_relay **out, struct loop *loop, const struct sockad
 	r->idle_ns = idle_ns ? idle_ns : 60 * LOOP_NS_PER_S;
 	r->ready = ready;
 	r->ctx = ctx;
-	r->ch = calloc(r->max, sizeof(*r->ch));
-	if (!r->ch) {
+	/* buckets: a power of two, at least the ends there can be */
+	for (r->mask = 64; r->mask < 2 * r->max; r->mask *= 2)
+		;
+	r->by_id = calloc(r->mask, sizeof(*r->by_id));
+	r->by_tok = calloc(r->mask, sizeof(*r->by_tok));
+	r->by_addr = calloc(r->mask, sizeof(*r->by_addr));
+	r->mask--;
+	randombytes_buf(r->key, sizeof(r->key));
+	if (!r->by_id || !r->by_tok || !r->by_addr) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -276,10 +369,12 @@ void rdv_relay_free(struct rdv_relay *r)
 	if (r->fd)
 		loop_fd_remove(r->loop, r->fd);
 	udp_close(r->udp);
-	if (r->ch) {
-		sodium_memzero(r->ch, r->max * sizeof(*r->ch));
-		free(r->ch);
-	}
+	while (r->all)
+		free_channel(r, r->all);
+	free(r->by_id);
+	free(r->by_tok);
+	free(r->by_addr);
+	sodium_memzero(r->key, sizeof(r->key));
 	free(r);
 }
 

@@ -7,6 +7,23 @@
  * in a second hash table by watched id, so a change of presence reaches
  * its watchers without walking every session.  Names and certificates
  * live in the store; presence only in memory.
+ *
+ * Registrations are committed in groups: the first REGISTER of a loop
+ * iteration opens a store write transaction, every REGISTER of that
+ * iteration adds its record to it (name checks read through it, so first
+ * come, first served holds inside a group), and a deferred call at the end
+ * of the iteration commits it (one fsync) and only then sends the RESULTs,
+ * in arrival order, and brings the new names online.  So an acknowledged
+ * registration is on disk, and registrations per second are bound by CPU,
+ * not by the disk's fsync latency.  A failed commit answers every
+ * registration of the group RDV_ERR_INTERNAL.  (A LOOKUP reads through the
+ * open transaction: it may see a name of the group a moment before its
+ * commit.)  Without store_peer_put_txn (STORE_HAVE_PEER_PUT_TXN) each
+ * registration is its own transaction and is answered at once.
+ *
+ * Messages are decoded into, and built in, two buffers of the server (a
+ * struct rdv_msg is ~9 KiB: a WATCH set): no allocation per message.  A
+ * presence change is encoded once and the bytes go to every watcher.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +49,7 @@
 #define ID_BYTES RDV_PEER_ID_BYTES
 #define HASH_BUCKETS 16384u /* power of two */
 #define RATE_SLOTS 4096u    /* power of two */
+#define MAX_GROUP 4096u     /* registrations in one commit; more commit early */
 #define SERVER_IDENTITY_NAME "rendezvous"
 
 enum rate_class { RATE_IHELLO, RATE_REGISTER, RATE_LOOKUP, RATE_CLASSES };
@@ -69,6 +87,13 @@ struct peer {
 	struct peer *hnext;        /* hash chain while online */
 };
 
+/* A REGISTER answered once its group is committed. */
+struct reg_wait {
+	struct peer *p;    /* NULL once the session ended */
+	uint32_t req;
+	uint8_t code;      /* RDV_OK if the commit succeeds, or a refusal */
+};
+
 struct rdv_server {
 	struct loop *loop;
 	struct rtmfp_posix *px;
@@ -83,6 +108,12 @@ struct rdv_server {
 	uint8_t rate_key[crypto_shorthash_KEYBYTES];
 	struct rdv_relay *relay;
 	struct rdv_server_stats st;
+	struct rdv_msg *in, *out;      /* the message being handled / being built */
+	/* the registration group (see the file comment) */
+	struct store_txn *txn;         /* open while a group is being gathered */
+	struct reg_wait *waits;        /* answers of the group, in arrival order */
+	size_t n_waits, cap_waits;
+	bool commit_queued;            /* loop_defer(commit_group) pending */
 };
 
 void rdv_server_params_default(struct rdv_server_params *p)
@@ -197,43 +228,65 @@ static void close_peer(struct peer *p)
 	rtmfp_session_close(p->s, now_ns());
 }
 
-static void send_msg(struct peer *p, const struct rdv_msg *m)
+/* encode - @m into @b (RDV_MSG_MAX_BYTES); its length, or 0 if it cannot be. */
+static size_t encode(uint8_t *b, const struct rdv_msg *m)
 {
-	uint8_t b[RDV_MSG_MAX_BYTES];
 	struct buf_writer w;
 	int rc;
 
-	if (!p->ctl_out || p->closing)
-		return;
-	buf_writer_init(&w, b, sizeof(b));
+	buf_writer_init(&w, b, RDV_MSG_MAX_BYTES);
 	rc = rdv_msg_encode(&w, m);
 	if (rc) {
 		log_warn("rendezvous: cannot encode a message of type 0x%02x: %s", m->type, bfs_strerror(rc));
-		return;
+		return 0;
 	}
+	return buf_writer_len(&w);
+}
+
+/* send_bytes - one encoded message on @p's control flow; a peer that does
+ * not read it (backlog over max_buffered_bytes) is closed. */
+static void send_bytes(struct peer *p, const uint8_t *b, size_t len)
+{
+	int rc;
+
+	if (!p->ctl_out || p->closing || len == 0)
+		return;
 	if (rtmfp_send_buffered(p->ctl_out) > p->srv->p.max_buffered_bytes) {
 		log_debug("rendezvous: a peer does not read its control flow; closing its session");
 		close_peer(p);
 		return;
 	}
-	rc = rtmfp_send_write(p->ctl_out, b, buf_writer_len(&w), now_ns());
+	rc = rtmfp_send_write(p->ctl_out, b, len, now_ns());
 	if (rc) {
 		log_debug("rendezvous: control write failed (%s); closing the session", bfs_strerror(rc));
 		close_peer(p);
 	}
 }
 
+static void send_msg(struct peer *p, const struct rdv_msg *m)
+{
+	uint8_t b[RDV_MSG_MAX_BYTES];
+
+	if (!p->ctl_out || p->closing)
+		return;
+	send_bytes(p, b, encode(b, m));
+}
+
+/* out_msg - the server's outgoing message, cleared, of type @type. */
+static struct rdv_msg *out_msg(struct rdv_server *srv, uint8_t type)
+{
+	memset(srv->out, 0, sizeof(*srv->out));
+	srv->out->type = type;
+	return srv->out;
+}
+
 static void send_result(struct peer *p, uint32_t req, uint8_t code)
 {
-	struct rdv_msg *m = calloc(1, sizeof(*m));
+	struct rdv_msg *m = out_msg(p->srv, RDV_MSG_RESULT);
 
-	if (!m)
-		return;
-	m->type = RDV_MSG_RESULT;
 	m->req = req;
 	m->code = code;
 	send_msg(p, m);
-	free(m);
 }
 
 /* fill_presence - the presence of @target (NULL: offline) for peer id @id. */
@@ -272,13 +325,14 @@ static void watch_clear(struct rdv_server *srv, struct peer *p)
 /* notify - tell every watcher of @p->id its current presence. */
 static void notify(struct rdv_server *srv, struct peer *p)
 {
-	struct rdv_msg *m = malloc(sizeof(*m));
+	uint8_t b[RDV_MSG_MAX_BYTES];
 	struct peer **ws = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, len;
 
-	if (!m)
+	fill_presence(srv->out, p->id, p->online ? p : NULL);
+	len = encode(b, srv->out); /* once for every watcher; srv->out is free again */
+	if (len == 0)
 		return;
-	fill_presence(m, p->id, p->online ? p : NULL);
 	/* collect first: a send may close (not free) a watcher's session */
 	for (struct watch_ent *e = srv->whash[bucket_of(p->id)]; e; e = e->hnext) {
 		if (e->w == p || memcmp(e->id, p->id, ID_BYTES) != 0)
@@ -295,9 +349,8 @@ static void notify(struct rdv_server *srv, struct peer *p)
 		ws[n++] = e->w;
 	}
 	for (size_t i = 0; i < n; i++)
-		send_msg(ws[i], m);
+		send_bytes(ws[i], b, len);
 	free(ws);
-	free(m);
 }
 
 static void go_online(struct rdv_server *srv, struct peer *p)
@@ -314,6 +367,111 @@ static void go_online(struct rdv_server *srv, struct peer *p)
 		srv->st.online++;
 	}
 	notify(srv, p);
+}
+
+/* ---- registrations, committed in groups ---- */
+
+/* reg_finish - answer one REGISTER (@p NULL: its session is gone) and,
+ * when it succeeded, bring the name online. */
+static void reg_finish(struct rdv_server *srv, struct peer *p, uint32_t req, uint8_t code)
+{
+	if (code == RDV_OK)
+		srv->st.registrations++;
+	else if (code != RDV_ERR_RATELIMIT)
+		srv->st.refused++;
+	if (!p)
+		return;
+	send_result(p, req, code);
+	if (code == RDV_OK)
+		go_online(srv, p);
+}
+
+/* group_commit - commit the open group (one fsync), then answer each of
+ * its registrations in arrival order.  Returns the commit's result. */
+static int group_commit(struct rdv_server *srv)
+{
+	size_t n = srv->n_waits;
+	int rc = 0;
+
+	if (srv->txn) {
+		rc = store_txn_commit(srv->txn);
+		srv->txn = NULL;
+		if (rc == 0)
+			srv->st.commits++;
+		else
+			log_error("rendezvous: cannot commit %zu registration(s): %s", n, bfs_strerror(rc));
+	}
+	/* n_waits stays set while answering: a session that ends meanwhile
+	 * clears its entries (peer_free) */
+	for (size_t i = 0; i < srv->n_waits; i++) {
+		struct reg_wait *w = &srv->waits[i];
+
+		reg_finish(srv, w->p, w->req, rc && w->code == RDV_OK ? RDV_ERR_INTERNAL : w->code);
+	}
+	srv->n_waits = 0;
+	return rc;
+}
+
+static void on_commit(struct loop *loop, void *ctx)
+{
+	struct rdv_server *srv = ctx;
+
+	(void)loop;
+	srv->commit_queued = false;
+	group_commit(srv);
+}
+
+/* group_room - make room for one more answer in the group (committing a
+ * full group first).  False when memory is short: the request is then
+ * refused at once, without a write. */
+static bool group_room(struct rdv_server *srv)
+{
+	if (srv->n_waits >= MAX_GROUP)
+		group_commit(srv);
+	if (srv->n_waits == srv->cap_waits) {
+		size_t nc = srv->cap_waits ? 2 * srv->cap_waits : 64;
+		struct reg_wait *x = realloc(srv->waits, nc * sizeof(*x));
+
+		if (!x)
+			return false;
+		srv->waits = x;
+		srv->cap_waits = nc;
+	}
+	return true;
+}
+
+/* reg_answer - answer a REGISTER now, or after the group's commit when a
+ * group is open (also for refusals: answers keep their order). */
+static void reg_answer(struct rdv_server *srv, struct peer *p, uint32_t req, uint8_t code)
+{
+	if (!srv->txn && srv->n_waits == 0) {
+		reg_finish(srv, p, req, code);
+		return;
+	}
+	/* group_room() ran before the request was handled: there is room */
+	srv->waits[srv->n_waits++] = (struct reg_wait){ .p = p, .req = req, .code = code };
+	if (!srv->commit_queued && loop_defer(srv->loop, on_commit, srv) == 0)
+		srv->commit_queued = true;
+	if (!srv->commit_queued)
+		group_commit(srv); /* cannot defer: commit now */
+}
+
+/* put_record - write @rec into the group's transaction (opening it); when
+ * the store cannot take it there, in a transaction of its own. */
+static int put_record(struct rdv_server *srv, const struct store_peer *rec)
+{
+	int rc;
+
+#ifdef STORE_HAVE_PEER_PUT_TXN
+	if (!srv->txn && store_txn_begin(srv->store, &srv->txn) != 0)
+		srv->txn = NULL;
+	if (srv->txn)
+		return store_peer_put_txn(srv->store, srv->txn, rec);
+#endif
+	rc = store_peer_put(srv->store, rec);
+	if (rc == 0)
+		srv->st.commits++;
+	return rc;
 }
 
 /* ---- requests ---- */
@@ -356,7 +514,7 @@ static uint8_t do_register(struct rdv_server *srv, struct peer *p, const struct 
 	memcpy(rec->cert, cert, cert_len);
 	rec->cert_len = cert_len;
 	rec->last_seen = (uint64_t)time(NULL);
-	rc = store_peer_put(srv->store, rec);
+	rc = put_record(srv, rec);
 	if (rc == -EEXIST)
 		code = RDV_ERR_TAKEN;
 	else if (rc == 0)
@@ -372,12 +530,11 @@ static void do_lookup(struct rdv_server *srv, struct peer *p, const struct rdv_m
 {
 	char name[IDENTITY_NAME_MAX + 1];
 	struct store_peer *rec = calloc(1, sizeof(*rec));
-	struct rdv_msg *r = calloc(1, sizeof(*r));
+	struct rdv_msg *r = out_msg(srv, RDV_MSG_RESULT);
 	int rc;
 
-	if (!rec || !r)
+	if (!rec)
 		goto out;
-	r->type = RDV_MSG_RESULT;
 	r->req = m->req;
 	srv->st.lookups++;
 	if (identity_name_normalize(name, m->name)) {
@@ -395,7 +552,6 @@ static void do_lookup(struct rdv_server *srv, struct peer *p, const struct rdv_m
 	send_msg(p, r);
 out:
 	free(rec);
-	free(r);
 }
 
 static void do_watch(struct rdv_server *srv, struct peer *p, const struct rdv_msg *m)
@@ -421,14 +577,11 @@ static void do_watch(struct rdv_server *srv, struct peer *p, const struct rdv_ms
 		p->n_watch = m->n_ids;
 	}
 	send_result(p, m->req, RDV_OK);
-	ev = malloc(sizeof(*ev));
-	if (!ev)
-		return;
+	ev = srv->out;
 	for (size_t i = 0; i < p->n_watch; i++) {
 		fill_presence(ev, p->watch[i].id, online_find(srv, p->watch[i].id));
 		send_msg(p, ev);
 	}
-	free(ev);
 }
 
 /* do_report - the local addresses; watchers hear of it only when the peer
@@ -453,18 +606,14 @@ static void do_report(struct rdv_server *srv, struct peer *p, const struct rdv_m
 static void send_relay(struct rdv_server *srv, struct peer *to, const uint8_t other[ID_BYTES],
 		       const uint8_t *token)
 {
-	struct rdv_msg *m = calloc(1, sizeof(*m));
+	struct rdv_msg *m = out_msg(srv, token ? RDV_MSG_RELAY_OFFER : RDV_MSG_RELAY_READY);
 
-	if (!m)
-		return;
-	m->type = token ? RDV_MSG_RELAY_OFFER : RDV_MSG_RELAY_READY;
 	memcpy(m->peer_id, other, ID_BYTES);
 	if (token)
 		memcpy(m->token, token, RDV_RELAY_TOKEN_BYTES);
 	m->relay_port = rdv_relay_port(srv->relay);
 	send_msg(to, m);
-	sodium_memzero(m, sizeof(*m));
-	free(m);
+	sodium_memzero(m->token, sizeof(m->token));
 }
 
 /*
@@ -486,7 +635,8 @@ static void do_relay(struct rdv_server *srv, struct peer *p, const struct rdv_ms
 	}
 	rc = rdv_relay_channel(srv->relay, p->id, o->id, tok_p, tok_o, &ready);
 	if (rc) {
-		send_result(p, m->req, rc == -ENOSPC ? RDV_ERR_RATELIMIT : RDV_ERR_MALFORMED);
+		send_result(p, m->req, rc == -ENOSPC ? RDV_ERR_RATELIMIT
+				       : rc == -EINVAL ? RDV_ERR_MALFORMED : RDV_ERR_INTERNAL);
 		return;
 	}
 	send_result(p, m->req, RDV_OK);
@@ -514,34 +664,25 @@ static void on_relay_ready(void *ctx, const uint8_t a[static ID_BYTES], const ui
 static void on_control(struct rdv_server *srv, struct peer *p, const uint8_t *msg, size_t len)
 {
 	const struct sockaddr_storage *from = rtmfp_session_far_addr(p->s);
-	struct rdv_msg *m = malloc(sizeof(*m));
-	uint8_t code;
+	struct rdv_msg *m = srv->in;
 	int rc;
 
-	if (!m)
-		return;
 	rc = rdv_msg_decode(m, msg, len);
 	if (rc || m->type >= RDV_MSG_RESULT) {
 		srv->st.malformed++;
 		log_debug("rendezvous: malformed control message (%s); closing that session",
 			  rc ? bfs_strerror(rc) : "a server message from a client");
 		close_peer(p);
-		goto out;
+		return;
 	}
 	switch (m->type) {
 	case RDV_MSG_REGISTER:
-		if (!rate_take(srv, from, RATE_REGISTER)) {
-			send_result(p, m->req, RDV_ERR_RATELIMIT);
-			break;
-		}
-		code = do_register(srv, p, m);
-		if (code == RDV_OK)
-			srv->st.registrations++;
+		if (!group_room(srv))
+			reg_finish(srv, p, m->req, RDV_ERR_INTERNAL); /* no room to wait in: now */
+		else if (!rate_take(srv, from, RATE_REGISTER))
+			reg_answer(srv, p, m->req, RDV_ERR_RATELIMIT);
 		else
-			srv->st.refused++;
-		send_result(p, m->req, code);
-		if (code == RDV_OK)
-			go_online(srv, p);
+			reg_answer(srv, p, m->req, do_register(srv, p, m));
 		break;
 	case RDV_MSG_LOOKUP:
 		if (!rate_take(srv, from, RATE_LOOKUP)) {
@@ -568,8 +709,6 @@ static void on_control(struct rdv_server *srv, struct peer *p, const uint8_t *ms
 		do_relay(srv, p, m);
 		break;
 	}
-out:
-	free(m);
 }
 
 /* ---- RTMFP events ---- */
@@ -605,6 +744,9 @@ static void ev_session_opened(void *ctx, struct rtmfp_session *s)
 
 static void peer_free(struct rdv_server *srv, struct peer *p)
 {
+	for (size_t i = 0; i < srv->n_waits; i++)
+		if (srv->waits[i].p == p)
+			srv->waits[i].p = NULL;
 	watch_clear(srv, p);
 	if (p->prev)
 		p->prev->next = p->next;
@@ -643,14 +785,10 @@ static bool send_your_address(struct peer *p)
 	    memcmp(&a, &p->observed, sizeof(a)) == 0)
 		return false;
 	p->observed = a;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return true;
-	m->type = RDV_MSG_YOUR_ADDRESS;
+	m = out_msg(p->srv, RDV_MSG_YOUR_ADDRESS);
 	m->n_addrs = 1;
 	m->addrs[0] = a;
 	send_msg(p, m);
-	free(m);
 	return true;
 }
 
@@ -719,6 +857,7 @@ static void ev_unmatched_ihello(void *ctx, int iface, const struct sockaddr_stor
 	size_t n = 0;
 	uint64_t now = now_ns();
 
+	srv->st.ihellos++;
 	if (epd_len != RTMFP_CRYPTO_SODIUM_EPD_PEER_ID_BYTES || epd[0] != RTMFP_CRYPTO_SODIUM_EPD_PEER_ID)
 		return;
 	if (!rate_take(srv, from, RATE_IHELLO))
@@ -789,7 +928,9 @@ int rdv_server_new(struct rdv_server **out, struct loop *loop, const char *db_di
 	else
 		rdv_server_params_default(&srv->p);
 	srv->rates = calloc(RATE_SLOTS, sizeof(*srv->rates));
-	if (!srv->rates) {
+	srv->in = malloc(sizeof(*srv->in));
+	srv->out = malloc(sizeof(*srv->out));
+	if (!srv->rates || !srv->in || !srv->out) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -829,6 +970,11 @@ void rdv_server_free(struct rdv_server *srv)
 {
 	if (!srv)
 		return;
+	/* a group still open: commit it (its answers are queued, never sent) */
+	if (srv->commit_queued)
+		loop_defer_cancel(srv->loop, on_commit, srv);
+	if (srv->txn || srv->n_waits)
+		group_commit(srv);
 	rtmfp_posix_free(srv->px);
 	rdv_relay_free(srv->relay);
 	while (srv->peers)
@@ -836,6 +982,11 @@ void rdv_server_free(struct rdv_server *srv)
 	store_close(srv->store);
 	rtmfp_crypto_free(srv->crypto);
 	free(srv->rates);
+	free(srv->waits);
+	if (srv->in)
+		sodium_memzero(srv->in, sizeof(*srv->in));
+	free(srv->in);
+	free(srv->out);
 	sodium_memzero(srv->rate_key, sizeof(srv->rate_key));
 	free(srv);
 }
@@ -865,5 +1016,6 @@ void rdv_server_get_stats(const struct rdv_server *srv, struct rdv_server_stats 
 		out->relays = rs.channels;
 		out->relayed_packets = rs.packets;
 		out->relayed_bytes = rs.bytes;
+		out->relay_dropped = rs.dropped;
 	}
 }

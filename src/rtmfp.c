@@ -147,14 +147,195 @@ static struct rtmfp_session *table_find(const struct rtmfp *r, uint32_t id)
 	return NULL;
 }
 
+/* ---- the index by destination address (find_open_by_addr) ---- */
+
+static size_t addr_bucket(const struct rtmfp *r, size_t n_buckets, const struct sockaddr_storage *a)
+{
+	uint64_t h = r->addr_seed;
+	const uint8_t *p = NULL;
+	size_t len = 0;
+	uint16_t port = 0;
+
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const void *)a;
+
+		p = (const uint8_t *)&v4->sin_addr;
+		len = 4;
+		port = v4->sin_port;
+	} else if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const void *)a;
+
+		p = (const uint8_t *)&v6->sin6_addr;
+		len = 16;
+		port = v6->sin6_port;
+	}
+	h = (h ^ port) * 0x100000001b3u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3u;
+	h ^= h >> 29;
+	return (size_t)h & (n_buckets - 1);
+}
+
+static void addr_unindex(struct rtmfp *r, struct rtmfp_session *s)
+{
+	struct rtmfp_session **pp;
+
+	if (!s->in_addr)
+		return;
+	for (pp = &r->abuckets[addr_bucket(r, r->n_buckets, &s->dest)]; *pp; pp = &(*pp)->anext) {
+		if (*pp == s) {
+			*pp = s->anext;
+			break;
+		}
+	}
+	s->in_addr = false;
+}
+
+void rtmfp_session_set_dest(struct rtmfp_session *s, const struct sockaddr_storage *a)
+{
+	struct rtmfp *r = s->r;
+	size_t b;
+
+	addr_unindex(r, s);
+	rtmfp_touch(s);
+	s->dest = *a;
+	b = addr_bucket(r, r->n_buckets, a);
+	s->anext = r->abuckets[b];
+	r->abuckets[b] = s;
+	s->in_addr = true;
+}
+
+/* ---- the deadline heap ---- */
+
+static void heap_put(struct rtmfp *r, size_t i, struct rtmfp_session *s)
+{
+	r->heap[i] = s;
+	s->heap_i = i + 1;
+}
+
+static void heap_up(struct rtmfp *r, size_t i)
+{
+	struct rtmfp_session *s = r->heap[i];
+
+	while (i > 0 && r->heap[(i - 1) / 2]->heap_dl > s->heap_dl) {
+		heap_put(r, i, r->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_put(r, i, s);
+}
+
+static void heap_down(struct rtmfp *r, size_t i)
+{
+	struct rtmfp_session *s = r->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= r->heap_n)
+			break;
+		if (c + 1 < r->heap_n && r->heap[c + 1]->heap_dl < r->heap[c]->heap_dl)
+			c++;
+		if (r->heap[c]->heap_dl >= s->heap_dl)
+			break;
+		heap_put(r, i, r->heap[c]);
+		i = c;
+	}
+	heap_put(r, i, s);
+}
+
+static void heap_del(struct rtmfp *r, struct rtmfp_session *s)
+{
+	struct rtmfp_session *last;
+	size_t i;
+
+	if (s->heap_i == 0)
+		return;
+	i = s->heap_i - 1;
+	s->heap_i = 0;
+	last = r->heap[--r->heap_n];
+	if (last == s)
+		return;
+	heap_put(r, i, last);
+	heap_up(r, i);
+	heap_down(r, last->heap_i - 1);
+}
+
+/* heap_set - keep @s under deadline @dl (RTMFP_NEVER: not at all). */
+static void heap_set(struct rtmfp *r, struct rtmfp_session *s, uint64_t dl)
+{
+	if (dl == RTMFP_NEVER) {
+		heap_del(r, s);
+		return;
+	}
+	if (s->heap_i == 0) {
+		if (r->heap_n == r->heap_cap) {
+			size_t nc = r->heap_cap ? 2 * r->heap_cap : 64;
+			struct rtmfp_session **h = realloc(r->heap, nc * sizeof(*h));
+
+			if (!h)
+				return; /* the full walk still finds it */
+			r->heap = h;
+			r->heap_cap = nc;
+		}
+		s->heap_dl = dl;
+		heap_put(r, r->heap_n++, s);
+		heap_up(r, s->heap_i - 1);
+		return;
+	}
+	s->heap_dl = dl;
+	heap_up(r, s->heap_i - 1);
+	heap_down(r, s->heap_i - 1);
+}
+
+void rtmfp_touch(struct rtmfp_session *s)
+{
+	struct rtmfp *r = s->r;
+
+	if (s->touched || r->freeing)
+		return;
+	s->touched = true;
+	s->tnext = r->touched;
+	r->touched = s;
+}
+
+/* rekey - the touched sessions' deadlines into the heap. */
+static void rekey(struct rtmfp *r)
+{
+	while (r->touched) {
+		struct rtmfp_session *s = r->touched;
+
+		r->touched = s->tnext;
+		s->tnext = NULL;
+		s->touched = false;
+		if (s->dead)
+			heap_del(r, s);
+		else
+			heap_set(r, s, rtmfp_session_deadline(s));
+	}
+}
+
 static int table_grow(struct rtmfp *r)
 {
 	size_t n = r->n_buckets * 2, i;
 	struct rtmfp_session **nb = calloc(n, sizeof(*nb)), **old = r->buckets;
+	struct rtmfp_session **na = calloc(n, sizeof(*na));
 	size_t old_n = r->n_buckets;
 
-	if (!nb)
+	if (!nb || !na) {
+		free(nb);
+		free(na);
 		return -ENOMEM;
+	}
+	for (struct rtmfp_session *s = r->sessions; s; s = s->next) {
+		if (s->in_addr) {
+			size_t b = addr_bucket(r, n, &s->dest);
+
+			s->anext = na[b];
+			na[b] = s;
+		}
+	}
+	free(r->abuckets);
+	r->abuckets = na;
 	r->buckets = nb;
 	r->n_buckets = n;
 	for (i = 0; i < old_n; i++) {
@@ -188,6 +369,9 @@ static int table_add(struct rtmfp *r, struct rtmfp_session *s)
 	s->hnext = r->buckets[b];
 	r->buckets[b] = s;
 	r->n_sessions++;
+	if (s->initiator)
+		r->n_initiators++;
+	rtmfp_touch(s);
 	return 0;
 }
 
@@ -195,10 +379,14 @@ static void table_remove(struct rtmfp *r, struct rtmfp_session *s)
 {
 	struct rtmfp_session **pp = &r->buckets[bucket_of(r, s->rx_id)];
 
+	addr_unindex(r, s);
+	heap_del(r, s);
 	for (; *pp; pp = &(*pp)->hnext) {
 		if (*pp == s) {
 			*pp = s->hnext;
 			r->n_sessions--;
+			if (s->initiator)
+				r->n_initiators--;
 			return;
 		}
 	}
@@ -321,6 +509,7 @@ static void leave(struct rtmfp *r)
 		if (!s->dead)
 			rtmfp_session_pump(s, r->now);
 	}
+	rekey(r);
 	r->depth--;
 	reap(r);
 	if (r->sent_any && r->cb.flush)
@@ -330,6 +519,7 @@ static void leave(struct rtmfp *r)
 
 void rtmfp_wake(struct rtmfp_session *s)
 {
+	rtmfp_touch(s);
 	/* a session that is pumping sends all it can before it returns */
 	if (s->want_pump || s->dead || s->pumping)
 		return;
@@ -373,11 +563,16 @@ int rtmfp_new(struct rtmfp **out, struct rtmfp_crypto *crypto,
 	r->next_flow_id = 1;
 	r->n_buckets = 64;
 	r->buckets = calloc(r->n_buckets, sizeof(*r->buckets));
-	if (!r->buckets) {
+	r->abuckets = calloc(r->n_buckets, sizeof(*r->abuckets));
+	if (!r->buckets || !r->abuckets) {
+		free(r->buckets);
+		free(r->abuckets);
 		free(r);
 		return -ENOMEM;
 	}
 	rtmfp_crypto_random(r->secret, sizeof(r->secret));
+	rtmfp_crypto_random(&r->addr_seed, sizeof(r->addr_seed));
+	r->full_scan_at = now;
 	*out = r;
 	return 0;
 }
@@ -392,6 +587,8 @@ void rtmfp_free(struct rtmfp *r)
 		rtmfp_session_destroy(r->sessions);
 	reap(r);
 	free(r->buckets);
+	free(r->abuckets);
+	free(r->heap);
 	sodium_memzero(r->secret, sizeof(r->secret));
 	free(r);
 }
@@ -437,7 +634,7 @@ static struct rtmfp_session *find_opening_by_epd(struct rtmfp *r, const uint8_t 
 
 static struct rtmfp_session *find_open_by_addr(struct rtmfp *r, const struct sockaddr_storage *a)
 {
-	for (struct rtmfp_session *s = r->sessions; s; s = s->next)
+	for (struct rtmfp_session *s = r->abuckets[addr_bucket(r, r->n_buckets, a)]; s; s = s->anext)
 		if (s->state == RTMFP_S_OPEN && rtmfp_addr_eq(&s->dest, a))
 			return s;
 	return NULL;
@@ -475,8 +672,10 @@ void rtmfp_on_session_open(struct rtmfp_session *s, uint64_t now)
 	struct rtmfp *r = s->r;
 
 	/* flows waiting on other opening sessions to the same endpoint (glare,
-	 * or two addresses tried) come here */
-	for (struct rtmfp_session *o = r->sessions; o; o = o->next) {
+	 * or two addresses tried) come here; only initiators have such flows
+	 * (a server that never initiates skips the walk) */
+	for (struct rtmfp_session *o = r->n_initiators > (s->initiator ? 1u : 0u) ? r->sessions : NULL; o;
+	     o = o->next) {
 		if (o == s || o->dead || !o->waiting || o->state >= RTMFP_S_OPEN)
 			continue;
 		if (o->epd && rtmfp_crypto_cert_selected(s->cert, o->epd, o->epd_len)) {
@@ -629,8 +828,9 @@ static void on_iikeying(struct rtmfp *r, int iface, const struct sockaddr_storag
 			goto out;
 		rtmfp_session_abort(old, -ECONNRESET, now);
 	}
-	/* glare (§3.5.1.3): we are opening to the same endpoint */
-	for (s = r->sessions; s; s = s->next) {
+	/* glare (§3.5.1.3): we are opening to the same endpoint (only our
+	 * initiator sessions open: a server that never initiates skips this) */
+	for (s = r->n_initiators ? r->sessions : NULL; s; s = s->next) {
 		if (s->dead || (s->state != RTMFP_S_IHELLO_SENT && s->state != RTMFP_S_KEYING_SENT))
 			continue;
 		if (opening_to(s, from) || (s->epd && rtmfp_crypto_cert_selected(cert, s->epd, s->epd_len))) {
@@ -645,7 +845,7 @@ static void on_iikeying(struct rtmfp *r, int iface, const struct sockaddr_storag
 	if (!s)
 		goto out;
 	s->iface = iface;
-	s->dest = *from;
+	rtmfp_session_set_dest(s, from);
 	s->cert = cert;
 	cert = NULL;
 	memcpy(s->skic, ik->skic.p, ik->skic.len);
@@ -678,6 +878,12 @@ static void add_candidate(struct rtmfp *r, struct rtmfp_session *s,
 	for (size_t i = 0; i < s->n_cand; i++)
 		if (rtmfp_addr_eq(&s->cand[i].addr, addr))
 			return;
+	if (!s->cand) {
+		/* responders never need candidates: only initiators pay for them */
+		s->cand = calloc(RTMFP_MAX_REDIRECT_ADDRS, sizeof(*s->cand));
+		if (!s->cand)
+			return;
+	}
 	c = &s->cand[s->n_cand++];
 	c->addr = *addr;
 	c->interval = RTMFP_IHELLO_INITIAL_RTX_NS;
@@ -778,8 +984,8 @@ static void on_rhello(struct rtmfp *r, int iface, const struct sockaddr_storage 
 	s->cert = cert;
 	cert = NULL;
 	s->iface = iface;
-	s->dest = *from;
-	s->state = RTMFP_S_KEYING_SENT;
+	rtmfp_session_set_dest(s, from);
+	s->state = RTMFP_S_KEYING_SENT; /* set_dest touched s */
 	if (build_iikeying(r, s) != 0) {
 		rtmfp_session_abort(s, -EPROTO, now);
 		goto out;
@@ -980,8 +1186,10 @@ static int feed(struct rtmfp *r, int iface, const struct sockaddr_storage *from,
 	} else {
 		struct rtmfp_session *s = table_find(r, id);
 
-		if (s && !s->dead)
+		if (s && !s->dead) {
+			rtmfp_touch(s);
 			session_datagram(r, s, iface, from, bytes, mut, len, now);
+		}
 		else
 			rc = -ENOENT;
 	}
@@ -1005,42 +1213,60 @@ int rtmfp_feed_inplace(struct rtmfp *r, int iface, const struct sockaddr_storage
 
 uint64_t rtmfp_next_deadline(const struct rtmfp *r)
 {
-	uint64_t d = RTMFP_NEVER;
+	uint64_t d = r->heap_n ? r->heap[0]->heap_dl : RTMFP_NEVER;
 
-	for (const struct rtmfp_session *s = r->sessions; s; s = s->next) {
-		uint64_t t = rtmfp_session_deadline(s);
-
-		if (t < d)
-			d = t;
-	}
+	if (r->sessions && r->full_scan_at + RTMFP_FULL_SCAN_NS < d)
+		d = r->full_scan_at + RTMFP_FULL_SCAN_NS;
 	return d;
 }
+
+static void session_due(struct rtmfp *r, struct rtmfp_session *s, uint64_t now);
 
 void rtmfp_on_timer(struct rtmfp *r, uint64_t now)
 {
 	enter(r, now);
-	for (struct rtmfp_session *s = r->sessions, *next; s; s = next) {
-		next = s->next;
-		if (s->dead)
-			continue;
-		/* IHello and IIKeying retransmission live here: they are startup */
-		if (s->state == RTMFP_S_IHELLO_SENT) {
-			for (size_t i = 0; i < s->n_cand; i++) {
-				struct rtmfp_candidate *c = &s->cand[i];
-
-				if (c->next_tx > now)
-					continue;
-				send_ihello(r, s, &c->addr, now);
-				c->interval = c->interval < RTMFP_IHELLO_INITIAL_RTX_NS ?
-					RTMFP_IHELLO_INITIAL_RTX_NS : c->interval + RTMFP_IHELLO_BACKOFF_NS;
-				c->next_tx = now + c->interval;
+	if (now >= r->full_scan_at + RTMFP_FULL_SCAN_NS) {
+		/* the safety net: every session, as if all were due */
+		r->full_scan_at = now;
+		for (struct rtmfp_session *s = r->sessions, *next; s; s = next) {
+			next = s->next;
+			if (!s->dead) {
+				rtmfp_touch(s);
+				session_due(r, s, now);
 			}
-		} else if (s->state == RTMFP_S_KEYING_SENT && s->keying_next <= now) {
-			send_iikeying(r, s, now);
 		}
-		rtmfp_session_timer(s, now);
+	} else {
+		while (r->heap_n && r->heap[0]->heap_dl <= now) {
+			struct rtmfp_session *s = r->heap[0];
+
+			heap_del(r, s);
+			rtmfp_touch(s);
+			if (!s->dead)
+				session_due(r, s, now);
+		}
 	}
 	leave(r);
+}
+
+/* session_due - what rtmfp_on_timer does for one session. */
+static void session_due(struct rtmfp *r, struct rtmfp_session *s, uint64_t now)
+{
+	/* IHello and IIKeying retransmission live here: they are startup */
+	if (s->state == RTMFP_S_IHELLO_SENT) {
+		for (size_t i = 0; i < s->n_cand; i++) {
+			struct rtmfp_candidate *c = &s->cand[i];
+
+			if (c->next_tx > now)
+				continue;
+			send_ihello(r, s, &c->addr, now);
+			c->interval = c->interval < RTMFP_IHELLO_INITIAL_RTX_NS ?
+				RTMFP_IHELLO_INITIAL_RTX_NS : c->interval + RTMFP_IHELLO_BACKOFF_NS;
+			c->next_tx = now + c->interval;
+		}
+	} else if (s->state == RTMFP_S_KEYING_SENT && s->keying_next <= now) {
+		send_iikeying(r, s, now);
+	}
+	rtmfp_session_timer(s, now);
 }
 
 void rtmfp_shutdown(struct rtmfp *r, bool orderly, uint64_t now)
@@ -1136,6 +1362,8 @@ void rtmfp_send_add_address(struct rtmfp_send *f, const struct sockaddr_storage 
 	if (!f->s || f->bound || f->closed)
 		return;
 	enter(f->r, now);
+	if (f->s)
+		rtmfp_touch(f->s);
 	add_candidate(f->r, f->s, addr, now);
 	leave(f->r);
 }
@@ -1212,6 +1440,8 @@ void rtmfp_recv_pause(struct rtmfp_recv *f, bool paused, uint64_t now)
 	if (f->dead || f->app_gone)
 		return;
 	enter(f->r, now);
+	if (f->s)
+		rtmfp_touch(f->s);
 	rtmfp_recvflow_set_paused(f->flow, paused);
 	if (!f->dead && f->s && !f->s->dead && (rtmfp_recvflow_ack_wanted(f->flow) ||
 						rtmfp_recvflow_ack_now(f->flow)))
@@ -1232,6 +1462,8 @@ int rtmfp_send_write(struct rtmfp_send *f, const void *msg, size_t len, uint64_t
 		return -EAGAIN;
 	if (rc == 0 && f->bound) {
 		enter(f->r, now);
+		if (f->s)
+			rtmfp_touch(f->s);
 		rtmfp_session_send_ready(f->s, f);
 		leave(f->r);
 	}
@@ -1248,6 +1480,8 @@ void rtmfp_send_close(struct rtmfp_send *f, uint64_t now)
 	if (f->closed)
 		return;
 	enter(f->r, now);
+	if (f->s)
+		rtmfp_touch(f->s);
 	rtmfp_sendflow_close(f->flow);
 	if (rtmfp_sendflow_state(f->flow) == RTMFP_SENDFLOW_COMPLETE) {
 		f->closed = true;
@@ -1286,6 +1520,8 @@ void rtmfp_recv_close(struct rtmfp_recv *f, uint64_t now)
 		return;
 	f->app_gone = true;
 	enter(f->r, now);
+	if (f->s)
+		rtmfp_touch(f->s);
 	if (rtmfp_recvflow_state(f->flow) == RTMFP_RECVFLOW_OPEN) {
 		rtmfp_recvflow_reject(f->flow, 0);
 		if (f->s && !f->in_acks) {
@@ -1328,6 +1564,7 @@ const uint8_t *rtmfp_recv_metadata(const struct rtmfp_recv *f, size_t *len)
 void rtmfp_session_close(struct rtmfp_session *s, uint64_t now)
 {
 	enter(s->r, now);
+	rtmfp_touch(s);
 	if (s->state == RTMFP_S_OPEN)
 		rtmfp_session_start_close(s, now);
 	else if (s->state < RTMFP_S_OPEN)
@@ -1421,6 +1658,7 @@ int rtmfp_session_send_fihello(struct rtmfp_session *s, const uint8_t *epd, size
 	if (rc != 0)
 		return rc;
 	enter(s->r, now);
+	rtmfp_touch(s);
 	if (!rtmfp_session_queue_ctl(s, buf, buf_writer_len(&w)))
 		rc = -ENOBUFS;
 	rtmfp_wake(s);

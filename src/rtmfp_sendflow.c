@@ -546,7 +546,7 @@ int rtmfp_sendflow_next(struct rtmfp_sendflow *f, uint64_t now,
 
 static int ring_grow(struct rtmfp_sendflow *f)
 {
-	size_t cap = f->ring_cap ? f->ring_cap * 2 : 64, i;
+	size_t cap = f->ring_cap ? f->ring_cap * 2 : 8, i; /* most flows carry a few messages */
 	struct frag *r;
 
 	r = malloc(cap * sizeof(*r));

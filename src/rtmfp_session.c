@@ -266,6 +266,8 @@ void rtmfp_session_destroy(struct rtmfp_session *s)
 	rtmfp_crypto_cert_free(s->cert);
 	free(s->epd);
 	free(s->cookie);
+	free(s->cand);
+	free(s->ctl);
 	free(s->keying);
 	sodium_memzero(s->skic, sizeof(s->skic));
 	/* unlink from the instance list (the table entry went at burial) */
@@ -574,8 +576,23 @@ void rtmfp_session_set_open(struct rtmfp_session *s, uint32_t tx_id, uint64_t no
 
 bool rtmfp_session_queue_ctl(struct rtmfp_session *s, const uint8_t *chunk, size_t len)
 {
-	if (len > sizeof(s->ctl) - s->ctl_len)
+	if (len > RTMFP_CTL_BYTES - s->ctl_len)
 		return false;
+	if (len > s->ctl_cap - s->ctl_len) {
+		/* most sessions only ever queue a few small chunks: grow on demand */
+		size_t cap = s->ctl_cap ? s->ctl_cap : RTMFP_CTL_MIN_BYTES;
+		uint8_t *b;
+
+		while (cap - s->ctl_len < len)
+			cap *= 2;
+		if (cap > RTMFP_CTL_BYTES)
+			cap = RTMFP_CTL_BYTES;
+		b = realloc(s->ctl, cap);
+		if (!b)
+			return false;
+		s->ctl = b;
+		s->ctl_cap = cap;
+	}
 	memcpy(s->ctl + s->ctl_len, chunk, len);
 	s->ctl_len += len;
 	return true;
@@ -659,6 +676,8 @@ static bool put_ctl(struct rtmfp_session *s, struct rtmfp_wire_asm *a)
 {
 	size_t off = 0;
 
+	if (s->ctl_len == 0)
+		return false; /* s->ctl may not be allocated yet */
 	while (off + RTMFP_WIRE_CHUNK_HEADER_BYTES <= s->ctl_len) {
 		size_t n = RTMFP_WIRE_CHUNK_HEADER_BYTES + buf_load16_be(s->ctl + off + 1);
 
@@ -1188,7 +1207,7 @@ static void on_ping_reply(struct rtmfp_session *s, const struct rtmfp_wire_ping 
 		return;
 	/* §3.5.4.2: the far end answered at its new address: move there */
 	s->mob_rx_sec = sec;
-	s->dest = *from;
+	rtmfp_session_set_dest(s, from);
 	s->iface = iface;
 	rtmfp_wake(s);
 }

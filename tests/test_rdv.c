@@ -6,13 +6,17 @@
  * address, an introduction that ends in a direct session between two
  * clients, a relay channel that carries a session between two clients
  * through the server, and a server restart that keeps the registry while clients
- * reconnect and register again by themselves.
+ * reconnect and register again by themselves; registrations that were
+ * answered OK survive a SIGKILL of the server right after the answers
+ * (they are committed in groups, each before its answers go out).
  */
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <sys/wait.h>
 
 #include <sodium.h>
 
@@ -572,7 +576,7 @@ T_CASE(relay_between_two_clients)
 		udp_addr_parse(&any, "127.0.0.1:0", 0);
 		T_CHECK_EQ_INT(udp_open(&u, &any), 0);
 		rdv_server_get_stats(srv, &st);
-		before = st.relayed_packets;
+		before = st.relay_dropped; /* (a and b's own relayed keepalives may cross meanwhile) */
 		randombytes_buf(junk, sizeof(junk));
 		udp_send(u, &a.relay_addr, junk, sizeof(junk));
 		randombytes_buf(tok, sizeof(tok));
@@ -582,7 +586,7 @@ T_CASE(relay_between_two_clients)
 		for (int i = 0; i < 10; i++)
 			loop_run_once(loop, 20 * LOOP_NS_PER_MS);
 		rdv_server_get_stats(srv, &st);
-		T_CHECK_EQ_INT(st.relayed_packets, before);
+		T_CHECK_EQ_INT(st.relay_dropped, before + 2); /* both dropped, neither forwarded */
 		udp_close(u);
 	}
 	tc_free(&a);
@@ -681,6 +685,95 @@ T_CASE(server_restart_keeps_registry_clients_return)
 	teardown();
 }
 
+#define N_GROUP 24 /* the last two ask for the same name */
+
+static bool cond_all_registered(void *arg)
+{
+	struct tc *cs = arg;
+
+	for (int i = 0; i < N_GROUP; i++)
+		if (cs[i].reg_count == 0)
+			return false;
+	return true;
+}
+
+/* server_child - a server on @db_dir in this (forked) process until killed;
+ * its address goes out on @fd. */
+static void server_child(int fd)
+{
+	struct rdv_server_params p;
+	struct sockaddr_storage addr;
+	struct loop *l = NULL;
+	struct rdv_server *s = NULL;
+
+	rdv_server_params_default(&p);
+	p.rtmfp = fast_params();
+	p.reg = (struct rdv_rate){ 1e6, 1e6 }; /* every client has the same IP */
+	udp_addr_parse(&addr, "127.0.0.1:0", 0);
+	if (loop_new(&l) != 0 || rdv_server_new(&s, l, db_dir, &addr, &p) != 0 ||
+	    rdv_server_local_addr(s, &addr) != 0)
+		_exit(1);
+	if (write(fd, &addr, sizeof(addr)) != (ssize_t)sizeof(addr))
+		_exit(1);
+	loop_run(l);
+	_exit(0);
+}
+
+/* Many clients register at once (the server commits them in one or a few
+ * groups; two ask for the same name: one gets it, the other is refused);
+ * the moment the last has its answer the server process is killed with
+ * SIGKILL; a new server on the same database knows every name given. */
+T_CASE(acknowledged_registrations_survive_kill)
+{
+	static char names[N_GROUP][16];
+	struct tc *cs = calloc(N_GROUP, sizeof(*cs));
+	int fds[2], status, ok = 0, dup;
+	pid_t pid;
+
+	T_CHECK(cs != NULL);
+	if (!cs)
+		return;
+	strcpy(db_dir, "/tmp/test_rdv_db.XXXXXX");
+	memset(&srv_addr, 0, sizeof(srv_addr));
+	T_CHECK(mkdtemp(db_dir) != NULL && pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		server_child(fds[1]);
+	}
+	T_CHECK(pid > 0);
+	close(fds[1]);
+	T_CHECK(read(fds[0], &srv_addr, sizeof(srv_addr)) == (ssize_t)sizeof(srv_addr));
+	close(fds[0]);
+	T_CHECK(loop_new(&loop) == 0);
+	unpinned = true; /* the child's id is not known here: select it by name */
+	for (int i = 0; i < N_GROUP; i++) {
+		snprintf(names[i], sizeof(names[i]), "group%d", i < N_GROUP - 2 ? i : N_GROUP - 2);
+		T_CHECK(tc_start(&cs[i], names[i], names[i], NULL) == 0);
+	}
+	unpinned = false;
+	T_CHECK(run_until(cond_all_registered, cs, 15 * SEC));
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	for (int i = 0; i < N_GROUP; i++)
+		ok += cs[i].reg_code == RDV_OK;
+	T_CHECK_EQ_INT(ok, N_GROUP - 1);
+	dup = cs[N_GROUP - 2].reg_code == RDV_OK ? N_GROUP - 1 : N_GROUP - 2; /* the refused one */
+	T_CHECK_EQ_INT(cs[dup].reg_code, RDV_ERR_TAKEN);
+	/* a new server on the same database: every acknowledged name is there */
+	T_CHECK(server_start() == 0);
+	T_CHECK(tc_start(&b, "bob", NULL, NULL) == 0);
+	T_CHECK(run_until(cond_up, &b, 5 * SEC));
+	for (int i = 0; i < N_GROUP; i++)
+		if (i != dup)
+			T_CHECK_EQ_INT(lookup(&b, names[i], cs[i].id->peer_id), RDV_OK);
+	for (int i = 0; i < N_GROUP; i++)
+		tc_free(&cs[i]);
+	free(cs);
+	tc_free(&b);
+	teardown();
+}
+
 /* A client with the default RTMFP timers (a dead server is noticed only
  * after the 30 s retransmit limit) notices a restarted server by its
  * unanswered probe REPORT and comes back within seconds; probes do not
@@ -766,6 +859,7 @@ int main(void)
 	T_RUN(relay_between_two_clients);
 	T_RUN(malformed_closes_only_that_session);
 	T_RUN(server_restart_keeps_registry_clients_return);
+	T_RUN(acknowledged_registrations_survive_kill);
 	T_RUN(unpinned_rate_limit_watch_offline);
 	T_RUN(probe_notices_restarted_server);
 	return t_done();

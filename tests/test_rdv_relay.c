@@ -3,7 +3,10 @@
  * UDP sockets on loopback as the two ends: binding by token (the ready
  * event once both are bound), datagrams forwarded unchanged both ways,
  * strays and wrong tokens dropped, a BIND again not forwarded, the per-peer
- * and table limits, idle expiry.
+ * and table limits, idle expiry; and a table of many channels (the hash
+ * indexes) fed through rdv_relay_input: each datagram reaches its own
+ * channel's other end, a rebound end is followed, freed channels forget
+ * their addresses and tokens.
  */
 #include <errno.h>
 #include <string.h>
@@ -209,11 +212,114 @@ T_CASE(limits_and_expiry)
 	loop = NULL;
 }
 
+#define MANY 600
+
+/* fake_addr - 127.0.0.1:@port (nobody listens: sends go nowhere). */
+static void fake_addr(struct sockaddr_storage *a, unsigned port)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "127.0.0.1:%u", port);
+	udp_addr_parse(a, text, 0);
+}
+
+T_CASE(many_channels)
+{
+	static uint8_t tok[MANY][2][16];
+	struct rdv_relay *r = NULL;
+	struct sockaddr_storage any, from;
+	uint8_t x[32], y[32], bind[RDV_RELAY_BIND_BYTES];
+	struct rdv_relay_stats st;
+	bool ready;
+	int made = 0;
+
+	udp_addr_parse(&any, "127.0.0.1:0", 0);
+	T_CHECK_EQ_INT(loop_new(&loop), 0);
+	T_CHECK_EQ_INT(rdv_relay_new(&r, loop, &any, MANY, 0, on_ready, NULL), 0);
+	ready_count = 0;
+	for (int i = 0; i < MANY; i++) {
+		memset(x, 0, 32);
+		memset(y, 0, 32);
+		x[0] = 1, x[1] = (uint8_t)(i >> 8), x[2] = (uint8_t)i;
+		y[0] = 2, y[1] = (uint8_t)(i >> 8), y[2] = (uint8_t)i;
+		made += rdv_relay_channel(r, x, y, tok[i][0], tok[i][1], &ready) == 0;
+	}
+	T_CHECK_EQ_INT(made, MANY);
+	memset(x, 5, 32);
+	memset(y, 6, 32);
+	T_CHECK_EQ_INT(rdv_relay_channel(r, x, y, tok[0][0], tok[0][1], &ready), -ENOSPC); /* full */
+	/* bind every end from its own (fake) address: 20000 + 2i, 20001 + 2i */
+	for (int i = 0; i < MANY; i++) {
+		for (int k = 0; k < 2; k++) {
+			fake_addr(&from, 20000u + 2u * (unsigned)i + (unsigned)k);
+			rdv_relay_bind_encode(bind, tok[i][k]);
+			rdv_relay_input(r, &from, bind, sizeof(bind));
+		}
+	}
+	T_CHECK_EQ_INT(ready_count, MANY);
+	/* a datagram from each end is forwarded; nothing is dropped */
+	for (int i = 0; i < MANY; i++) {
+		for (int k = 0; k < 2; k++) {
+			fake_addr(&from, 20000u + 2u * (unsigned)i + (unsigned)k);
+			rdv_relay_input(r, &from, (const uint8_t *)"data", 4);
+		}
+	}
+	rdv_relay_get_stats(r, &st);
+	T_CHECK_EQ_INT(st.packets, 2 * MANY);
+	T_CHECK_EQ_INT(st.dropped, 0);
+	/* one end moves (its NAT rebinds): the old address is a stranger now */
+	fake_addr(&from, 40000);
+	rdv_relay_bind_encode(bind, tok[7][0]);
+	rdv_relay_input(r, &from, bind, sizeof(bind));
+	rdv_relay_input(r, &from, (const uint8_t *)"data", 4);
+	fake_addr(&from, 20000 + 14);
+	rdv_relay_input(r, &from, (const uint8_t *)"data", 4);
+	rdv_relay_get_stats(r, &st);
+	T_CHECK_EQ_INT(st.packets, 2 * MANY + 1);
+	T_CHECK_EQ_INT(st.dropped, 1);
+	T_CHECK_EQ_INT(ready_count, MANY); /* already announced */
+	T_CHECK_EQ_INT(st.channels, MANY);
+	rdv_relay_free(r);
+	/* a short idle limit: the sweep frees every channel, and with them
+	 * their tokens and addresses */
+	T_CHECK_EQ_INT(rdv_relay_new(&r, loop, &any, MANY, 50 * LOOP_NS_PER_MS, on_ready, NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		memset(x, 0, 32);
+		memset(y, 0, 32);
+		x[0] = 3, x[1] = (uint8_t)i;
+		y[0] = 4, y[1] = (uint8_t)i;
+		T_CHECK_EQ_INT(rdv_relay_channel(r, x, y, tok[i][0], tok[i][1], &ready), 0);
+		fake_addr(&from, 30000u + (unsigned)i);
+		rdv_relay_bind_encode(bind, tok[i][0]);
+		rdv_relay_input(r, &from, bind, sizeof(bind));
+	}
+	for (int i = 0; i < 50; i++) {
+		loop_run_once(loop, 10 * LOOP_NS_PER_MS);
+		rdv_relay_get_stats(r, &st);
+		if (st.channels == 0)
+			break;
+	}
+	T_CHECK_EQ_INT(st.channels, 0);
+	/* their tokens bind nothing, their addresses forward nothing */
+	st.dropped = 0;
+	rdv_relay_bind_encode(bind, tok[5][0]);
+	fake_addr(&from, 30005);
+	rdv_relay_input(r, &from, bind, sizeof(bind));
+	rdv_relay_input(r, &from, (const uint8_t *)"data", 4);
+	rdv_relay_get_stats(r, &st);
+	T_CHECK_EQ_INT(st.dropped, 2);
+	T_CHECK_EQ_INT(st.packets, 0);
+	rdv_relay_free(r);
+	loop_free(loop);
+	loop = NULL;
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
 	T_RUN(bind_forward_drop);
 	T_RUN(limits_and_expiry);
+	T_RUN(many_channels);
 	return t_done();
 }

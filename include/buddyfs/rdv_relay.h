@@ -2,7 +2,8 @@
  * rdv_relay.h - the rendezvous server's relay (issue 5 item 4): a second
  * UDP socket that forwards datagrams between the two ends of a channel.
  *
- * Owns: the relay socket, the channel table (at most max_channels; each
+ * Owns: the relay socket, the channel table (at most max_channels, found
+ * through hash indexes by peer id, token and bound address; each
  * joins two peer ids, holds one secret 16-byte token per end and the
  * address each end bound with a RELAY-BIND datagram), forwarding (a
  * datagram from one bound end goes, unchanged, to the other bound end),
@@ -60,7 +61,7 @@ int rdv_relay_local_addr(const struct rdv_relay *r, struct sockaddr_storage *out
  * missing (fresh random tokens), else the existing one: @tok_a and @tok_b
  * receive the token each end binds with; *@ready tells whether both ends
  * are already bound.  Errors: -EINVAL (@a equals @b), -ENOSPC (table full,
- * or @a or @b already an end of 8 channels).
+ * or @a or @b already an end of 8 channels), -ENOMEM.
  */
 int rdv_relay_channel(struct rdv_relay *r, const uint8_t a[static RDV_PEER_ID_BYTES],
 		      const uint8_t b[static RDV_PEER_ID_BYTES],

@@ -13,6 +13,11 @@
  * observed one, and the peer gets an FIHello over its session, after the
  * Redirect; IHellos for anyone else get nothing).
  *
+ * Registrations are committed in groups: every REGISTER that arrives in
+ * one loop iteration goes into one LMDB write transaction (one fsync),
+ * committed at the end of the iteration; the RESULTs go out after the
+ * commit, so an acknowledged registration survives a crash.
+ *
  * Limits: token buckets per source IP address for IHello, REGISTER and
  * LOOKUP (a fixed table, so bounded memory; RESULT code RDV_ERR_RATELIMIT
  * or, for IHello, silence), at most max_sessions tracked sessions, one
@@ -67,13 +72,17 @@ struct rdv_server_stats {
 	uint64_t online;          /* peers online now */
 	uint64_t registrations;   /* REGISTER accepted */
 	uint64_t refused;         /* REGISTER refused (taken, bad signature, bad name) */
+	uint64_t commits;         /* registry write transactions (each holds a group
+	                           * of registrations: one fsync for all of them) */
 	uint64_t lookups;
+	uint64_t ihellos;         /* IHellos for another EPD (introductions asked) */
 	uint64_t introductions;   /* Redirect + FIHello pairs sent */
 	uint64_t rate_limited;    /* requests and IHellos refused by a bucket */
 	uint64_t malformed;       /* sessions closed for a malformed message */
 	uint64_t relays;          /* relay channels open now */
 	uint64_t relayed_packets; /* datagrams forwarded by the relay */
 	uint64_t relayed_bytes;   /* their bytes (UDP payload) */
+	uint64_t relay_dropped;   /* datagrams the relay dropped (no bound end, bad token) */
 };
 
 /*

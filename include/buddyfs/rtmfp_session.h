@@ -90,7 +90,9 @@
 #define RTMFP_SECRET_BYTES 32
 #define RTMFP_COOKIE_BYTES 36                        /* time(4) | mac(16) | mac(16) */
 #define RTMFP_MAX_ACK_RANGES 64
-#define RTMFP_CTL_BYTES 2048                         /* queued control chunks */
+#define RTMFP_CTL_BYTES 2048                         /* queued control chunks, at most */
+#define RTMFP_CTL_MIN_BYTES 128                      /* the queue's first allocation */
+#define RTMFP_FULL_SCAN_NS (1 * RTMFP_NS_PER_SEC)    /* deadline heap safety net */
 #define RTMFP_BUF_BYTES 2048                         /* one datagram, with room */
 #define RTMFP_MOBILITY_MARK 'M'
 
@@ -213,6 +215,12 @@ struct rtmfp_session {
 	struct rtmfp *r;
 	struct rtmfp_session *next, *prev; /* r->sessions */
 	struct rtmfp_session *hnext;       /* hash chain by rx_id */
+	struct rtmfp_session *anext;       /* hash chain by dest (r->abuckets) */
+	bool in_addr;                      /* on that chain */
+	size_t heap_i;                     /* place in r->heap, plus 1; 0: not there */
+	uint64_t heap_dl;                  /* the deadline it is kept under */
+	bool touched;                      /* on r->touched: re-key at leave() */
+	struct rtmfp_session *tnext;       /* r->touched */
 	struct rtmfp_session *dnext;       /* r->dead_sessions */
 	struct rtmfp_session *pnext;       /* r->pump: has something to send */
 	enum rtmfp_session_state state;
@@ -228,7 +236,8 @@ struct rtmfp_session {
 	uint8_t *epd;
 	size_t epd_len;
 	uint8_t tag[RTMFP_TAG_BYTES];
-	struct rtmfp_candidate cand[RTMFP_MAX_REDIRECT_ADDRS];
+	struct rtmfp_candidate *cand;      /* RTMFP_MAX_REDIRECT_ADDRS of them, made by the
+	                                    * first candidate (initiators only) */
 	size_t n_cand;
 	uint8_t *cookie;
 	size_t cookie_len;
@@ -290,8 +299,8 @@ struct rtmfp_session {
 	size_t n_sends, n_recvs;
 
 	/* control chunks waiting for the next packet */
-	uint8_t ctl[RTMFP_CTL_BYTES];
-	size_t ctl_len;
+	uint8_t *ctl;                      /* grown by doubling up to RTMFP_CTL_BYTES */
+	size_t ctl_len, ctl_cap;
 	bool want_pump;                    /* on r->pump */
 	bool pumping;                      /* inside rtmfp_session_pump */
 
@@ -309,7 +318,18 @@ struct rtmfp {
 	size_t n_ifaces;
 	uint8_t secret[RTMFP_SECRET_BYTES];
 	struct rtmfp_session **buckets;
+	struct rtmfp_session **abuckets;   /* by dest, n_buckets of them too */
 	size_t n_buckets, n_sessions;
+	size_t n_initiators;               /* initiator sessions not buried */
+	/* sessions by deadline (a binary min-heap): rtmfp_next_deadline() and
+	 * rtmfp_on_timer() without walking every session; sessions an entry
+	 * point touched are re-keyed when it leaves; a full walk every
+	 * RTMFP_FULL_SCAN_NS catches a change that no touch reported */
+	struct rtmfp_session **heap;
+	size_t heap_n, heap_cap;
+	struct rtmfp_session *touched;
+	uint64_t full_scan_at;
+	uint64_t addr_seed;                /* of the dest hash */
 	struct rtmfp_session *sessions;
 	struct rtmfp_session *dead_sessions;
 	struct rtmfp_session *pump;        /* sessions to pump at the end of the call */
@@ -348,6 +368,11 @@ void rtmfp_on_fihello(struct rtmfp_session *s, const struct rtmfp_wire_fihello *
 int rtmfp_table_add(struct rtmfp *r, struct rtmfp_session *s);
 void rtmfp_table_remove(struct rtmfp *r, struct rtmfp_session *s);
 bool rtmfp_addr_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+/* rtmfp_touch - @s may have a new deadline: re-key it in the instance's
+ * deadline heap when the current entry point leaves. */
+void rtmfp_touch(struct rtmfp_session *s);
+/* rtmfp_session_set_dest - set s->dest (and the instance's index by it). */
+void rtmfp_session_set_dest(struct rtmfp_session *s, const struct sockaddr_storage *a);
 /* rtmfp_mac - keyed BLAKE2b-128 of @a | @b with the instance secret. */
 void rtmfp_mac(const struct rtmfp *r, uint8_t out[16], const uint8_t *a, size_t alen,
 	       const uint8_t *b, size_t blen);
