@@ -11,7 +11,8 @@
  *
  * DIR holds both homes (/dev/shm takes the disk out of the picture).
  *
- * Prints per round: MB/s, and the reader's and owner's CPU seconds.
+ * Prints per round: MB/s, the reader's CPU seconds, its store commits and
+ * their time, and the reader's peak RSS so far (VmHWM).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -289,6 +290,21 @@ static int owner(struct node *n, const uint8_t reader[static 32], size_t mib, in
 	return 0;
 }
 
+/* vmhwm_kib - this process's peak resident set (VmHWM), 0 when unknown. */
+static unsigned long vmhwm_kib(void)
+{
+	char line[128];
+	unsigned long kib = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %lu kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
 int main(int argc, char **argv)
 {
 	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 256;
@@ -360,10 +376,11 @@ int main(int argc, char **argv)
 			loop_run_once(rd.loop, 50 * LOOP_NS_PER_MS);
 		t = loop_clock_ns() - t0;
 		xfer_totals(rd.x, &tot);
-		printf("round %d: %.1f MB/s (%.2f s), %u failed, reader cpu %.2f s, %llu store commits (%.2f s)\n",
+		printf("round %d: %.1f MB/s (%.2f s), %u failed, reader cpu %.2f s, %llu store commits (%.2f s), "
+		       "VmHWM %lu MiB\n",
 		       r + 1, (double)manifest_file_size(m) / ((double)t / 1e3), (double)t / 1e9, rd.failed,
 		       cpu_s(RUSAGE_SELF) - c0, (unsigned long long)(tot.store_commits - tot0.store_commits),
-		       (double)(tot.store_ns - tot0.store_ns) / 1e9);
+		       (double)(tot.store_ns - tot0.store_ns) / 1e9, vmhwm_kib() >> 10);
 		fflush(stdout);
 		/* forget the cached copies for the next round */
 		for (uint32_t i = 0; i < manifest_block_count(m); i++) {

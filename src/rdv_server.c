@@ -18,7 +18,7 @@
  * not by the disk's fsync latency.  A failed commit answers every
  * registration of the group RDV_ERR_INTERNAL.  (A LOOKUP reads through the
  * open transaction: it may see a name of the group a moment before its
- * commit.)  Without store_peer_put_txn (STORE_HAVE_PEER_PUT_TXN) each
+ * commit.)  When no transaction can be opened (another is open), a
  * registration is its own transaction and is answered at once.
  *
  * Messages are decoded into, and built in, two buffers of the server (a
@@ -462,12 +462,10 @@ static int put_record(struct rdv_server *srv, const struct store_peer *rec)
 {
 	int rc;
 
-#ifdef STORE_HAVE_PEER_PUT_TXN
 	if (!srv->txn && store_txn_begin(srv->store, &srv->txn) != 0)
 		srv->txn = NULL;
 	if (srv->txn)
 		return store_peer_put_txn(srv->store, srv->txn, rec);
-#endif
 	rc = store_peer_put(srv->store, rec);
 	if (rc == 0)
 		srv->st.commits++;

@@ -17,17 +17,30 @@
  *   synced     the same key as entries -> what sync last agreed on
  *   meta       "schema" -> u32 big-endian; "cache_bytes" -> u64 big-endian
  *
+ * A buddy's cached block keeps its bytes in a plain file,
+ * HOME/cache/<2 hex>/<64 hex of the hash>, and only its record (kind
+ * CACHED_FILE: the length) in LMDB; older records with the bytes inline
+ * (kind CACHED) are still read.  A file is written under a temporary name
+ * in its directory and renamed, never fsynced: after a machine crash a
+ * record may name a missing or torn file.  A missing or short file reads as
+ * "not cached"; a file this process did not write itself is checked
+ * against its hash (BLAKE2b-256) the first time it is read, and the hashes
+ * written or checked are kept in a small set in memory (cleared when full).
+ * Files are unlinked when their record goes (eviction, delete, made local).
+ *
  * Reads that touch the LRU (store_block_get) do not write: they queue the
  * hash in memory and the next write transaction begins by moving those
  * blocks to the young end (a full queue or store_close writes them too).  An LRU order lost in a
  * crash costs nothing but a worse eviction choice.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 #include <sodium.h>
@@ -43,6 +56,10 @@
 #define TICK_BYTES 8
 #define DIR_KEY_BYTES (STORE_PEER_ID_BYTES + STORE_HASH_BYTES)
 #define ENTRY_KEY_MAX_BYTES (DIR_KEY_BYTES + STORE_FILE_NAME_MAX)
+#define VERIFIED_MIN 1024          /* slots of the verified set, a power of 2 */
+#define VERIFIED_MAX 65536         /* 2 MiB of hashes; at half full it is cleared */
+#define CACHE_NAME_BYTES (2 + 1 + 2 * STORE_HASH_BYTES + 1)          /* "ab/<hex>" */
+#define CACHE_TMP_NAME_BYTES (CACHE_NAME_BYTES + 1 + 20 + 4)         /* + ".<pid>.tmp" */
 
 static const char SCHEMA_KEY[] = "schema";
 static const char CACHE_BYTES_KEY[] = "cache_bytes";
@@ -64,6 +81,10 @@ struct store {
 	uint64_t cache_limit;
 	size_t n_touch;
 	uint8_t touch[TOUCH_MAX][STORE_HASH_BYTES];
+	char cache_path[PATH_MAX]; /* HOME/cache */
+	int cache_fd;              /* open on it, or -1 until first needed */
+	uint8_t (*verified)[STORE_HASH_BYTES]; /* open addressing; zeros = empty */
+	size_t n_verified, cap_verified;
 };
 
 /* mdb_to_err - the one map from LMDB's codes to ours. */
@@ -454,6 +475,12 @@ int store_open(struct store **out, const char *dir, size_t map_bytes)
 		return -ENOMEM;
 	s->cache_limit = STORE_BLOCK_CACHE_DEFAULT_BYTES;
 	s->batch.s = s;
+	s->cache_fd = -1;
+	n = snprintf(s->cache_path, sizeof(s->cache_path), "%s/%s", dir, STORE_CACHE_DIR);
+	if (n < 0 || (size_t)n >= sizeof(s->cache_path)) {
+		free(s);
+		return -ENAMETOOLONG;
+	}
 	rc = mdb_to_err(mdb_env_create(&s->env));
 	if (rc)
 		goto fail;
@@ -505,6 +532,9 @@ void store_close(struct store *s)
 	if (s->rtxn)
 		mdb_txn_abort(s->rtxn);
 	mdb_env_close(s->env);
+	if (s->cache_fd >= 0)
+		close(s->cache_fd);
+	free(s->verified);
 	free(s);
 }
 
@@ -604,6 +634,11 @@ static int name_drop(struct op *op, const char *name, const uint8_t *id)
 
 int store_peer_put(struct store *s, const struct store_peer *p)
 {
+	return store_peer_put_txn(s, NULL, p);
+}
+
+int store_peer_put_txn(struct store *s, struct store_txn *t, const struct store_peer *p)
+{
 	uint8_t rec[STORE_PEER_RECORD_MAX_BYTES], name_rec[STORE_NAME_RECORD_BYTES];
 	uint8_t owner[STORE_PEER_ID_BYTES];
 	struct store_peer *old;
@@ -618,7 +653,7 @@ int store_peer_put(struct store *s, const struct store_peer *p)
 	old = malloc(sizeof(*old));
 	if (!old)
 		return -ENOMEM;
-	rc = op_begin(s, NULL, true, &op);
+	rc = op_begin(s, t, true, &op);
 	if (rc)
 		goto out;
 	if (p->name[0]) {
@@ -1008,6 +1043,182 @@ int store_manifest_del(struct store *s, struct store_txn *t, const uint8_t hash[
 	return op_end(&op, op_del(&op, s->manifests, hash, STORE_HASH_BYTES));
 }
 
+/* ---- the cache files of file-backed cached blocks ---- */
+
+/* verified_slot - where @hash is in the verified set, or the empty slot it would take. */
+static size_t verified_slot(uint8_t (*set)[STORE_HASH_BYTES], size_t cap, const uint8_t *hash)
+{
+	static const uint8_t zero[STORE_HASH_BYTES];
+	size_t i = (size_t)buf_load64_be(hash) & (cap - 1);
+
+	while (memcmp(set[i], hash, STORE_HASH_BYTES) != 0 && memcmp(set[i], zero, STORE_HASH_BYTES) != 0)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+static bool verified_has(const struct store *s, const uint8_t *hash)
+{
+	if (!s->verified)
+		return false;
+	return memcmp(s->verified[verified_slot(s->verified, s->cap_verified, hash)], hash, STORE_HASH_BYTES) == 0;
+}
+
+/*
+ * verified_add - remember that the cache file of @hash holds the right
+ * bytes.  A lost entry (no memory, an all-zero hash) only costs a check.
+ */
+static void verified_add(struct store *s, const uint8_t *hash)
+{
+	static const uint8_t zero[STORE_HASH_BYTES];
+	uint8_t (*set)[STORE_HASH_BYTES];
+	size_t cap, i;
+
+	if (memcmp(hash, zero, STORE_HASH_BYTES) == 0 || verified_has(s, hash))
+		return;
+	if (s->n_verified + 1 > s->cap_verified / 2) {
+		cap = s->cap_verified ? s->cap_verified * 2 : VERIFIED_MIN;
+		if (cap > VERIFIED_MAX) { /* full: start again (blocks are checked again) */
+			memset(s->verified, 0, s->cap_verified * STORE_HASH_BYTES);
+			s->n_verified = 0;
+		} else {
+			set = calloc(cap, STORE_HASH_BYTES);
+			if (!set)
+				return;
+			for (i = 0; i < s->cap_verified; i++)
+				if (memcmp(s->verified[i], zero, STORE_HASH_BYTES) != 0)
+					memcpy(set[verified_slot(set, cap, s->verified[i])], s->verified[i],
+					       STORE_HASH_BYTES);
+			free(s->verified);
+			s->verified = set;
+			s->cap_verified = cap;
+		}
+	}
+	memcpy(s->verified[verified_slot(s->verified, s->cap_verified, hash)], hash, STORE_HASH_BYTES);
+	s->n_verified++;
+}
+
+/* cache_name - "ab/<64 hex>": the cache file of @hash, relative to HOME/cache. */
+static void cache_name(char out[static CACHE_NAME_BYTES], const uint8_t *hash)
+{
+	sodium_bin2hex(out + 3, 2 * STORE_HASH_BYTES + 1, hash, STORE_HASH_BYTES);
+	out[0] = out[3];
+	out[1] = out[4];
+	out[2] = '/';
+}
+
+/* cache_dir - the open cache directory, made first when @create; -ENOENT if none. */
+static int cache_dir(struct store *s, bool create)
+{
+	if (s->cache_fd >= 0)
+		return s->cache_fd;
+	if (create && mkdir(s->cache_path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	s->cache_fd = open(s->cache_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return s->cache_fd >= 0 ? s->cache_fd : -errno;
+}
+
+/* cache_file_write - @len bytes of @data into @hash's file (temp + rename). */
+static int cache_file_write(struct store *s, const uint8_t *hash, const uint8_t *data, size_t len)
+{
+	char name[CACHE_NAME_BYTES], tmp[CACHE_TMP_NAME_BYTES];
+	int dfd = cache_dir(s, true), fd, rc = 0;
+	size_t done = 0;
+	ssize_t n;
+
+	if (dfd < 0)
+		return dfd;
+	cache_name(name, hash);
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", name, (long)getpid());
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT) {
+		name[2] = '\0';
+		if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		name[2] = '/';
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return -errno;
+	while (rc == 0 && done < len) {
+		n = write(fd, data + done, len - done);
+		if (n < 0 && errno != EINTR)
+			rc = -errno;
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0)
+		rc = -errno;
+	if (rc) {
+		unlinkat(dfd, tmp, 0);
+		log_warn("store: cannot write cache file %s: %s", name, bfs_strerror(rc));
+		return rc;
+	}
+	verified_add(s, hash);
+	return 0;
+}
+
+/* cache_file_unlink - remove @hash's file (gone already is fine). */
+static void cache_file_unlink(struct store *s, const uint8_t *hash)
+{
+	char name[CACHE_NAME_BYTES];
+	int dfd = cache_dir(s, false);
+
+	if (dfd < 0)
+		return;
+	cache_name(name, hash);
+	if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+		log_warn("store: cannot remove cache file %s: %s", name, strerror(errno));
+}
+
+/*
+ * cache_file_read - the @len bytes of @hash's file into @buf (NULL: only
+ * check that it is there and @len bytes long).  A missing, short or (first
+ * read in this process) wrong file is -ENOENT; a wrong one is removed.
+ */
+static int cache_file_read(struct store *s, const uint8_t *hash, uint8_t *buf, size_t len)
+{
+	char name[CACHE_NAME_BYTES];
+	uint8_t sum[STORE_HASH_BYTES];
+	int dfd = cache_dir(s, false), fd, rc = 0;
+	struct stat st;
+	size_t done = 0;
+	ssize_t n;
+
+	if (dfd < 0)
+		return dfd == -ENOENT ? -ENOENT : -EIO;
+	cache_name(name, hash);
+	if (!buf) {
+		if (fstatat(dfd, name, &st, 0) < 0)
+			return errno == ENOENT ? -ENOENT : -EIO;
+		return st.st_size == (off_t)len ? 0 : -ENOENT;
+	}
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -EIO;
+	while (rc == 0 && done < len) {
+		n = pread(fd, buf + done, len - done, (off_t)done);
+		if (n < 0 && errno != EINTR)
+			rc = -EIO;
+		else if (n == 0)
+			rc = -ENOENT; /* short: torn */
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	close(fd);
+	if (rc || verified_has(s, hash))
+		return rc;
+	crypto_generichash(sum, sizeof(sum), buf, len, NULL, 0);
+	if (sodium_memcmp(sum, hash, sizeof(sum)) != 0) {
+		log_warn("store: cache file %s does not match its hash; dropped", name);
+		unlinkat(dfd, name, 0);
+		return -ENOENT;
+	}
+	verified_add(s, hash);
+	return 0;
+}
+
 /* ---- blocks ---- */
 
 /* block_read - decode the record of @hash (data borrowed from the txn). */
@@ -1028,7 +1239,10 @@ static int cache_bytes_sub(struct store *s, MDB_txn *txn, uint64_t n)
 	return rc ? rc : cache_bytes_put(s, txn, bytes - (n < bytes ? n : bytes));
 }
 
-/* uncache - if @hash is a cached block, drop it from the LRU and the byte count. */
+/*
+ * uncache - if @hash is a cached block, drop it from the LRU and the byte
+ * count, and remove its cache file.
+ */
 static int uncache(struct op *op, const uint8_t *hash)
 {
 	struct store *s = op->s;
@@ -1037,11 +1251,15 @@ static int uncache(struct op *op, const uint8_t *hash)
 
 	if (rc == -ENOENT || rc == BFS_EMALFORMED || rc == BFS_EVERSION)
 		return 0;
-	if (rc || b.kind != STORE_BLOCK_CACHED)
+	if (rc || (b.kind != STORE_BLOCK_CACHED && b.kind != STORE_BLOCK_CACHED_FILE))
 		return rc;
 	op->dirty = true;
 	rc = lru_forget(s, op->txn, hash);
-	return rc ? rc : cache_bytes_sub(s, op->txn, b.length);
+	if (rc == 0)
+		rc = cache_bytes_sub(s, op->txn, b.length);
+	if (rc == 0 && b.kind == STORE_BLOCK_CACHED_FILE)
+		cache_file_unlink(s, hash); /* the caller drops or replaces the record */
+	return rc;
 }
 
 /*
@@ -1089,24 +1307,26 @@ static int evict_oldest(struct op *op)
 	rc = block_read(s, op->txn, hash, &b);
 	if (rc && rc != -ENOENT && rc != BFS_EMALFORMED && rc != BFS_EVERSION)
 		return rc;
-	cached = rc == 0 && b.kind == STORE_BLOCK_CACHED;
+	cached = rc == 0 && (b.kind == STORE_BLOCK_CACHED || b.kind == STORE_BLOCK_CACHED_FILE);
 	damaged = rc == BFS_EMALFORMED || rc == BFS_EVERSION;
 	rc = 0;
 	if (cached)
 		rc = cache_bytes_sub(s, op->txn, b.length);
 	if (rc == 0 && (cached || damaged))
 		rc = db_del(op->txn, s->blocks, hash, STORE_HASH_BYTES);
+	if (rc == 0 && cached && b.kind == STORE_BLOCK_CACHED_FILE)
+		cache_file_unlink(s, hash);
 	return rc;
 }
 
 int store_block_cache_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
 			  const uint8_t *data, size_t len)
 {
-	struct store_block old;
-	struct buf_writer w;
+	uint8_t rec[STORE_BLOCK_CACHED_FILE_RECORD_BYTES];
+	struct store_block old, b = { .kind = STORE_BLOCK_CACHED_FILE, .length = (uint32_t)len };
 	uint64_t bytes;
-	MDB_val k = val(hash, STORE_HASH_BYTES), v;
 	struct op op;
+	long n;
 	int rc;
 
 	if (len == 0)
@@ -1118,7 +1338,9 @@ int store_block_cache_put(struct store *s, struct store_txn *t, const uint8_t ha
 		return rc;
 	rc = block_read(s, op.txn, hash, &old);
 	if (rc == 0) {
-		if (old.kind == STORE_BLOCK_CACHED) {
+		if (old.kind == STORE_BLOCK_CACHED_FILE && old.length == len)
+			rc = cache_file_write(s, hash, data, len); /* it may be missing or torn */
+		if (rc == 0 && (old.kind == STORE_BLOCK_CACHED || old.kind == STORE_BLOCK_CACHED_FILE)) {
 			op.dirty = true;
 			rc = lru_set(s, op.txn, hash); /* already here: counts as used */
 		}
@@ -1138,16 +1360,14 @@ int store_block_cache_put(struct store *s, struct store_txn *t, const uint8_t ha
 	}
 	if (rc)
 		goto end;
-	/* Write the record straight into LMDB's page: no copy of the block. */
-	v = val(NULL, STORE_BLOCK_CACHED_HEADER_BYTES + len);
-	op.dirty = true;
-	rc = mdb_to_err(mdb_put(op.txn, s->blocks, &k, &v, MDB_RESERVE));
+	/* The bytes go to a file first, so a committed record has its file. */
+	rc = cache_file_write(s, hash, data, len);
 	if (rc)
 		goto end;
-	buf_writer_init(&w, v.mv_data, v.mv_size);
-	store_block_cached_header(&w, (uint32_t)len);
-	buf_put_bytes(&w, data, len);
-	rc = lru_set(s, op.txn, hash);
+	n = store_block_encode(rec, sizeof(rec), &b);
+	rc = n < 0 ? (int)n : op_put(&op, s->blocks, hash, STORE_HASH_BYTES, rec, (size_t)n);
+	if (rc == 0)
+		rc = lru_set(s, op.txn, hash);
 	if (rc == 0)
 		rc = cache_bytes_put(s, op.txn, bytes + len);
 end:
@@ -1182,7 +1402,7 @@ int store_block_local_put(struct store *s, struct store_txn *t, const uint8_t ha
 int store_block_get(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
 		    struct store_block *out, uint8_t *buf, size_t cap)
 {
-	bool used = false;
+	bool used = false, file;
 	struct op op;
 	int rc;
 
@@ -1190,7 +1410,12 @@ int store_block_get(struct store *s, struct store_txn *t, const uint8_t hash[sta
 	if (rc)
 		return rc;
 	rc = block_read(s, op.txn, hash, out);
-	if (rc == 0 && out->kind == STORE_BLOCK_CACHED) {
+	file = rc == 0 && out->kind == STORE_BLOCK_CACHED_FILE;
+	if (file) {
+		out->kind = STORE_BLOCK_CACHED;
+		if (buf && cap < out->length)
+			rc = -ERANGE;
+	} else if (rc == 0 && out->kind == STORE_BLOCK_CACHED) {
 		if (buf && cap < out->length) {
 			rc = -ERANGE;
 		} else if (buf) {
@@ -1200,6 +1425,10 @@ int store_block_get(struct store *s, struct store_txn *t, const uint8_t hash[sta
 		out->data = NULL; /* it pointed into the transaction */
 	}
 	rc = op_end(&op, rc);
+	if (rc == 0 && file) { /* read after the transaction: no LMDB pages held */
+		rc = cache_file_read(s, hash, buf, out->length);
+		used = rc == 0 && buf;
+	}
 	if (used)
 		note_touch(s, hash);
 	return rc;

@@ -332,6 +332,11 @@ long store_block_encode(uint8_t *out, size_t cap, const struct store_block *b)
 		store_block_cached_header(&w, b->length);
 		buf_put_bytes(&w, b->data, b->length);
 		break;
+	case STORE_BLOCK_CACHED_FILE:
+		buf_put_u8(&w, STORE_BLOCK_RECORD_VERSION_FILE);
+		buf_put_u8(&w, STORE_BLOCK_CACHED_FILE);
+		buf_put_u32be(&w, b->length);
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -356,9 +361,15 @@ int store_block_decode(struct store_block *out, const uint8_t *in, size_t len)
 	buf_reader_init(&r, in, len);
 	if (!buf_get_u8(&r, &version))
 		return BFS_EMALFORMED;
-	if (version != STORE_RECORD_VERSION)
+	if (version != STORE_RECORD_VERSION && version != STORE_BLOCK_RECORD_VERSION_FILE)
 		return BFS_EVERSION;
 	buf_get_u8(&r, &out->kind);
+	if (version == STORE_BLOCK_RECORD_VERSION_FILE) {
+		/* version 2 holds file-backed cached blocks only, version 1 never */
+		if (out->kind != STORE_BLOCK_CACHED_FILE || !buf_get_u32be(&r, &out->length))
+			goto bad;
+		goto done;
+	}
 	switch (out->kind) {
 	case STORE_BLOCK_LOCAL:
 		if (!buf_get_u16be(&r, &object_len) || object_len > STORE_OBJECT_MAX ||
@@ -377,6 +388,7 @@ int store_block_decode(struct store_block *out, const uint8_t *in, size_t len)
 	default:
 		goto bad;
 	}
+done:
 	if (!buf_reader_done(&r) || out->length == 0 || out->length > STORE_BLOCK_MAX_BYTES)
 		goto bad;
 	return 0;

@@ -11,6 +11,7 @@
  * empty store (in /dev/shm when it exists).
  */
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const dbs[] = { "peers", "names", "entries", "blocks", "lru", "lru_hash", "meta" };
 static char home[64], store_dir[80];
 
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* remove_tree - @path and everything under it (the store's cache files). */
+static void remove_tree(const char *path)
+{
+	nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void cleanup(void)
 {
-	rmdir(home);
+	remove_tree(home);
 }
 
 static void setup(void)
@@ -55,6 +70,8 @@ static void wipe(void)
 	snprintf(p, sizeof(p), "%s/lock.mdb", store_dir);
 	unlink(p);
 	rmdir(store_dir);
+	snprintf(p, sizeof(p), "%s/cache", home);
+	remove_tree(p);
 }
 
 /* plant - write the input's records with LMDB itself. */

@@ -1,7 +1,8 @@
 /*
  * test_fs_remote.c - a real mount served in-process: a buddy's file whose
  * blocks are in the store's cache reads back byte for byte; a file with a
- * missing block fails with EIO; a manifest not signed by its owner is
+ * missing block fails with EIO, and so does one whose cache file is gone
+ * (the store's cache files: not cached); a manifest not signed by its owner is
  * refused; a buddy going offline leaves the root.  The loop runs in a
  * helper thread (the only one touching the fs) while the test thread uses
  * the mount; a pipe carries commands to the loop.  Needs root and
@@ -177,6 +178,7 @@ T_CASE(setup)
 	T_CHECK_EQ_INT(put_file("photo.bin", E.bob, false, 0), 0);
 	T_CHECK_EQ_INT(put_file("holey.bin", E.bob, true, 0x5a), 0);
 	T_CHECK_EQ_INT(put_file("forged.bin", E.me, false, 0xa5), 0); /* owner bob, signed by alice */
+	T_CHECK_EQ_INT(put_file("lost.bin", E.bob, false, 0x33), 0);
 
 	T_CHECK_EQ_INT(loop_new(&E.loop), 0);
 	T_CHECK_EQ_INT(pipe(E.cmd), 0);
@@ -241,6 +243,33 @@ T_CASE(missing_block_is_eio)
 	T_CHECK(pread(fd, buf, 4096, 300 * 1024) < 0 && errno == EIO); /* block 1 is not */
 	close(fd);
 	free(buf);
+}
+
+T_CASE(lost_cache_file_is_eio)
+{
+	uint8_t *blk = malloc(MANIFEST_BLOCK_BYTES), h[32], buf[4096];
+	char hex[65], path[256];
+	int fd;
+
+	T_CHECK(blk != NULL);
+	if (!blk)
+		return;
+	for (size_t i = 0; i < MANIFEST_BLOCK_BYTES; i++)
+		blk[i] = E.data[MANIFEST_BLOCK_BYTES + i] ^ 0x33;
+	crypto_generichash(h, sizeof(h), blk, MANIFEST_BLOCK_BYTES, NULL, 0);
+	free(blk);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	snprintf(path, sizeof(path), "%s/%s/%.2s/%s", E.home, STORE_CACHE_DIR, hex, hex);
+	T_CHECK_EQ_INT(unlink(path), 0); /* block 1's bytes are gone, its record stays */
+	snprintf(path, sizeof(path), "%s/bob/lost.bin", E.mnt);
+	fd = open(path, O_RDONLY);
+	T_CHECK(fd >= 0);
+	T_CHECK(pread(fd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
+	T_CHECK(buf[0] == (E.data[0] ^ 0x33));
+	errno = 0;
+	T_CHECK(pread(fd, buf, sizeof(buf), 300 * 1024) < 0 && errno == EIO);
+	if (fd >= 0)
+		close(fd);
 }
 
 T_CASE(forged_manifest_refused)
@@ -316,6 +345,7 @@ int main(void)
 	T_RUN(root_lists_online_buddy);
 	T_RUN(buddy_file_reads_from_cached_blocks);
 	T_RUN(missing_block_is_eio);
+	T_RUN(lost_cache_file_is_eio);
 	T_RUN(forged_manifest_refused);
 	T_RUN(copy_of_buddy_file_is_published);
 	T_RUN(offline_buddy_leaves_root);

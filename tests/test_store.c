@@ -1,19 +1,23 @@
 /*
  * test_store.c - the LMDB store: record layouts pinned by byte vectors,
  * decoders that refuse damaged bytes, peers/names, entries, manifests, the
- * block cache's LRU, transactions, the schema check, and a writer killed
- * with SIGKILL mid-transaction.
+ * block cache's LRU and its cache files, transactions, the schema check,
+ * and a writer killed with SIGKILL mid-transaction.
  */
 #include "t.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <lmdb.h>
+#include <sodium.h>
 
 #include "buddyfs/buf.h"
 #include "buddyfs/err.h"
@@ -33,17 +37,17 @@ static void home_new(void)
 	}
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* home_rm - the home and all in it (the store, the cache files). */
 static void home_rm(void)
 {
-	char p[128];
-
-	snprintf(p, sizeof(p), "%s/store/data.mdb", home);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/store/lock.mdb", home);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/store", home);
-	rmdir(p);
-	rmdir(home);
+	nftw(home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void fill(uint8_t *p, size_t n, uint8_t v)
@@ -131,6 +135,7 @@ static const char ENTRY_HEX[] =
 
 static const char BLOCK_LOCAL_HEX[] = "01 01 0009 61622f63642e6f626a 0000000000040000 000003e8";
 static const char BLOCK_CACHED_HEX[] = "01 02 00000003 78797a";
+static const char BLOCK_CACHED_FILE_HEX[] = "02 03 00040000";
 
 /* ---- codecs ---- */
 
@@ -286,6 +291,14 @@ T_CASE(block_and_name_codec_vectors)
 	T_CHECK_EQ_INT(store_block_decode(&c, want, n), 0);
 	T_CHECK(c.kind == STORE_BLOCK_CACHED && c.length == 3 && c.data == want + 6);
 
+	b = (struct store_block){ .kind = STORE_BLOCK_CACHED_FILE, .length = 262144 };
+	n = t_unhex(want, sizeof(want), BLOCK_CACHED_FILE_HEX);
+	T_CHECK_EQ_INT(n, STORE_BLOCK_CACHED_FILE_RECORD_BYTES);
+	T_CHECK_EQ_INT(store_block_encode(got, sizeof(got), &b), (long)n);
+	T_CHECK_MEM(got, want, n);
+	T_CHECK_EQ_INT(store_block_decode(&c, want, n), 0);
+	T_CHECK(c.kind == STORE_BLOCK_CACHED_FILE && c.length == 262144 && c.data == NULL);
+
 	fill(id, 32, 0x5a);
 	T_CHECK_EQ_INT(store_name_encode(got, sizeof(got), id), STORE_NAME_RECORD_BYTES);
 	T_CHECK(got[0] == 1 && got[1] == 0x5a && got[32] == 0x5a);
@@ -360,6 +373,24 @@ T_CASE(decoders_reject_damage)
 	b[1] = 2;
 	b[0] = 9;
 	bad += store_block_decode(&blk, b, n) != BFS_EVERSION;
+	n = t_unhex(b, sizeof(b), BLOCK_CACHED_FILE_HEX);
+	for (size_t i = 0; i < n; i++)
+		bad += store_block_decode(&blk, b, i) != BFS_EMALFORMED;
+	bad += store_block_decode(&blk, b, n + 1) != BFS_EMALFORMED;
+	b[1] = 2; /* version 2 holds file-backed blocks only */
+	bad += store_block_decode(&blk, b, n) != BFS_EMALFORMED;
+	b[1] = 1;
+	bad += store_block_decode(&blk, b, n) != BFS_EMALFORMED;
+	b[1] = 3;
+	b[2] = 0x40; /* over STORE_BLOCK_MAX_BYTES */
+	bad += store_block_decode(&blk, b, n) != BFS_EMALFORMED;
+	memset(b + 2, 0, 4); /* length 0 */
+	bad += store_block_decode(&blk, b, n) != BFS_EMALFORMED;
+	b[0] = 3;
+	bad += store_block_decode(&blk, b, n) != BFS_EVERSION;
+	n = t_unhex(b, sizeof(b), BLOCK_CACHED_FILE_HEX);
+	b[0] = 1; /* version 1 knows no kind 3 */
+	bad += store_block_decode(&blk, b, n) != BFS_EMALFORMED;
 	free(e);
 	T_CHECK_EQ_INT(bad, 0);
 
@@ -732,6 +763,129 @@ T_CASE(block_cache_lru)
 	home_rm();
 }
 
+/* cache_file - HOME/cache/<2 hex>/<64 hex> of @h. */
+static void cache_file(char *out, size_t cap, const uint8_t h[32])
+{
+	char hex[65];
+
+	sodium_bin2hex(hex, sizeof(hex), h, 32);
+	snprintf(out, cap, "%s/cache/%.2s/%s", home, hex, hex);
+}
+
+/* file_is - @path holds exactly @n bytes of @want. */
+static bool file_is(const char *path, const uint8_t *want, size_t n)
+{
+	static uint8_t got[4096];
+	int fd = open(path, O_RDONLY);
+	ssize_t k = fd < 0 ? -1 : read(fd, got, sizeof(got));
+
+	if (fd >= 0)
+		close(fd);
+	return k == (ssize_t)n && memcmp(got, want, n) == 0;
+}
+
+static bool file_gone(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) < 0 && errno == ENOENT;
+}
+
+/* raw_put is below, with the damaged records */
+static int raw_put(const char *db, const void *key, size_t klen, const void *v, size_t vlen);
+
+T_CASE(block_cache_files)
+{
+	static uint8_t data[4][1000], buf[1000];
+	uint8_t h[4][32], rec[6 + 1000];
+	char path[4][256];
+	struct store *s;
+	struct store_block b;
+	uint64_t bytes, count;
+	int fd;
+
+	for (int i = 0; i < 4; i++) {
+		for (size_t j = 0; j < sizeof(data[i]); j++)
+			data[i][j] = (uint8_t)(j * 7 + (size_t)i);
+		crypto_generichash(h[i], 32, data[i], sizeof(data[i]), NULL, 0);
+	}
+	home_new();
+	for (int i = 0; i < 4; i++)
+		cache_file(path[i], sizeof(path[i]), h[i]);
+	T_CHECK_EQ_INT(store_open(&s, home, 0), 0);
+	store_block_cache_set_limit(s, 2000);
+	/* the bytes go to a file, the record stays small */
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h[0], data[0], 1000), 0);
+	T_CHECK(file_is(path[0], data[0], 1000));
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[0], &b, buf, sizeof(buf)), 0);
+	T_CHECK(b.kind == STORE_BLOCK_CACHED && b.length == 1000 && b.data == NULL);
+	T_CHECK_MEM(buf, data[0], 1000);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[0], &b, NULL, 0), 0);
+	/* eviction removes the oldest block's file */
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h[1], data[1], 1000), 0);
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h[2], data[2], 1000), 0);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[0], &b, NULL, 0), -ENOENT);
+	T_CHECK(file_gone(path[0]));
+	T_CHECK(file_is(path[1], data[1], 1000) && file_is(path[2], data[2], 1000));
+	/* delete and made local remove the file too */
+	T_CHECK_EQ_INT(store_block_del(s, NULL, h[1]), 0);
+	T_CHECK(file_gone(path[1]));
+	T_CHECK_EQ_INT(store_block_local_put(s, NULL, h[2], "o", 0, 1000), 0);
+	T_CHECK(file_gone(path[2]));
+	T_CHECK_EQ_INT(store_block_cache_usage(s, &bytes, &count), 0);
+	T_CHECK(bytes == 0 && count == 0);
+	/* a missing or short file is "not cached"; a put writes it again */
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h[3], data[3], 1000), 0);
+	T_CHECK_EQ_INT(unlink(path[3]), 0);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[3], &b, buf, sizeof(buf)), -ENOENT);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[3], &b, NULL, 0), -ENOENT);
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h[3], data[3], 1000), 0);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[3], &b, buf, sizeof(buf)), 0);
+	T_CHECK_MEM(buf, data[3], 1000);
+	T_CHECK_EQ_INT(truncate(path[3], 999), 0);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[3], &b, buf, sizeof(buf)), -ENOENT);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[3], &b, NULL, 0), -ENOENT);
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h[3], data[3], 1000), 0);
+	T_CHECK_EQ_INT(store_block_cache_usage(s, &bytes, &count), 0);
+	T_CHECK(bytes == 1000 && count == 1);
+	store_close(s);
+
+	/* a torn file (a crash after the commit, before the bytes reached the
+	 * disk) is checked against the hash on its first read in a process */
+	fd = open(path[3], O_WRONLY);
+	T_CHECK(fd >= 0 && pwrite(fd, "\0\0\0\0", 4, 500) == 4);
+	if (fd >= 0)
+		close(fd);
+	T_CHECK_EQ_INT(store_open(&s, home, 0), 0);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[3], &b, NULL, 0), 0); /* size only */
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[3], &b, buf, sizeof(buf)), -ENOENT);
+	T_CHECK(file_gone(path[3]));
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h[3], data[3], 1000), 0);
+	T_CHECK(file_is(path[3], data[3], 1000));
+	store_close(s);
+	T_CHECK_EQ_INT(store_open(&s, home, 0), 0); /* a good file passes the check */
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[3], &b, buf, sizeof(buf)), 0);
+	T_CHECK_MEM(buf, data[3], 1000);
+	store_close(s);
+
+	/* a record of the old layout (bytes inline, version 1) still reads */
+	rec[0] = 1;
+	rec[1] = STORE_BLOCK_CACHED;
+	buf_store32_be(rec + 2, 1000);
+	memcpy(rec + 6, data[0], 1000);
+	T_CHECK_EQ_INT(raw_put("blocks", h[0], 32, rec, sizeof(rec)), 0);
+	T_CHECK_EQ_INT(store_open(&s, home, 0), 0);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[0], &b, buf, sizeof(buf)), 0);
+	T_CHECK(b.kind == STORE_BLOCK_CACHED && b.length == 1000);
+	T_CHECK_MEM(buf, data[0], 1000);
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h[0], data[0], 1000), 0); /* left inline */
+	T_CHECK(file_gone(path[0]));
+	T_CHECK_EQ_INT(store_block_del(s, NULL, h[0]), 0);
+	T_CHECK_EQ_INT(store_block_get(s, NULL, h[0], &b, NULL, 0), -ENOENT);
+	store_close(s);
+	home_rm();
+}
+
 /* ---- schema and damaged records ---- */
 
 /* raw_put - write @key -> @v in sub-database @db with LMDB directly. */
@@ -1095,6 +1249,7 @@ int main(void)
 	T_RUN(txn_groups_changes);
 	T_RUN(map_full_is_enospc);
 	T_RUN(block_cache_lru);
+	T_RUN(block_cache_files);
 	T_RUN(schema_mismatch);
 	T_RUN(damaged_records);
 	T_RUN(crash_keeps_last_commit);

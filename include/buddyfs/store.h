@@ -8,7 +8,9 @@
  *   names      name -> peer id
  *   entries    (buddy peer id, path) -> file or directory entry
  *   manifests  manifest hash -> encoded, signed manifest
- *   blocks     block hash -> where the block's bytes are (LRU for cached ones)
+ *   blocks     block hash -> where the block's bytes are (LRU for cached ones;
+ *              a buddy's cached block keeps its bytes in a plain file,
+ *              HOME/cache/<2 hex>/<64 hex>, see store_block_cache_put)
  *   synced     (buddy peer id, path) -> the version the folder protocol last
  *              agreed on with the buddy (sync.c)
  *
@@ -39,6 +41,7 @@
 #define STORE_PEER_ADDRS_MAX 8
 
 struct store;
+struct store_txn;
 
 /*
  * store_open - open (creating if needed) the store in @dir/store.
@@ -90,6 +93,16 @@ struct store_peer {
  * Errors: -EEXIST when p->name already names another peer id.
  */
 int store_peer_put(struct store *s, const struct store_peer *p);
+/*
+ * store_peer_put_txn - store_peer_put as a part of the write transaction
+ * @t (store_txn_begin; NULL: a transaction of its own, as store_peer_put),
+ * so that many records reach the disk with one fsync (the rendezvous
+ * server commits the registrations of one loop iteration together).
+ * store_peer_get/by_name see the record before the commit.
+ * Errors: those of store_peer_put; -EEXIST leaves @t usable, a failure
+ * part way spoils it (store_txn_begin).
+ */
+int store_peer_put_txn(struct store *s, struct store_txn *t, const struct store_peer *p);
 /* store_peer_get - the record of @id; -ENOENT if none. */
 int store_peer_get(struct store *s, const uint8_t id[static STORE_PEER_ID_BYTES], struct store_peer *out);
 /* store_peer_by_name - the record that names[@name] points at; -ENOENT if none. */
@@ -317,7 +330,17 @@ int store_manifest_del(struct store *s, struct store_txn *t, const uint8_t hash[
 enum store_block_kind {
 	STORE_BLOCK_LOCAL = 1,  /* in our object store: a file, offset, length */
 	STORE_BLOCK_CACHED = 2, /* a buddy's block, its bytes kept in LMDB */
+	/*
+	 * A buddy's block whose bytes are in a plain file of the home's cache
+	 * directory, HOME/cache/<first 2 hex digits>/<64 hex digits of the
+	 * hash> (record version 2).  Only the codec shows this kind:
+	 * store_block_get() reports such a block as STORE_BLOCK_CACHED.
+	 */
+	STORE_BLOCK_CACHED_FILE = 3,
 };
+
+#define STORE_CACHE_DIR "cache"        /* under the home */
+#define STORE_BLOCK_CACHED_FILE_RECORD_BYTES (1 + 1 + 4)
 
 struct store_block {
 	uint8_t kind;                     /* enum store_block_kind */
@@ -337,25 +360,39 @@ int store_block_local_put(struct store *s, struct store_txn *t, const uint8_t ha
 			  const char *object, uint64_t offset, uint32_t length);
 /*
  * store_block_cache_put - keep a copy of a buddy's block (the caller has
- * checked @data against @hash), evicting least recently used cached blocks
- * so that the cache stays within its limit.  A block already known (local
- * or cached) is left as it is (a cached one counts as used).
+ * checked that @hash is the BLAKE2b-256 of @data, manifest_block_hash),
+ * evicting least recently used cached blocks so that the cache stays within
+ * its limit.  The bytes go to the block's cache file (written under a
+ * temporary name in the same directory and renamed; not fsynced), the
+ * record (STORE_BLOCK_CACHED_FILE) to LMDB, and the hash to this process's
+ * set of verified blocks.  A block already known is left as it is (a
+ * cached one counts as used), except that the file of a file-backed one is
+ * written again (it may have been missing or torn).
  * Errors: -EINVAL (len 0), BFS_ETOOBIG (len over STORE_BLOCK_MAX_BYTES or
- * the cache limit), -EBUSY, -ENOSPC, BFS_ESTORE.
+ * the cache limit), -EBUSY, -ENOSPC, -errno from the file system,
+ * BFS_ESTORE.
  */
 int store_block_cache_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
 			  const uint8_t *data, size_t len);
 /*
  * store_block_get - where block @hash is.  For a LOCAL block *out has the
- * object, offset and length.  For a CACHED block the bytes are copied into
- * @buf (out->data is NULL, out->length the count) and the block counts as
- * used for the LRU; with @buf NULL only the kind and length are returned.
+ * object, offset and length.  For a CACHED block (inline or file-backed;
+ * out->kind is STORE_BLOCK_CACHED for both) the bytes are copied into @buf
+ * (out->data is NULL, out->length the count) and the block counts as used
+ * for the LRU; with @buf NULL only the kind and length are returned.
+ *
+ * A file-backed block whose file is missing or not out->length bytes long
+ * is not cached: -ENOENT (the caller fetches it again; the put rewrites the
+ * file).  Cache files are not fsynced, so after a machine crash one may
+ * hold torn bytes: the first time this process reads a file-backed block
+ * that it did not put itself, its BLAKE2b-256 is checked against @hash; on
+ * a mismatch the file is removed and the answer is -ENOENT.
  * Errors: -ENOENT, -ERANGE when @cap < out->length (out->length is set, so
- * the caller can retry), BFS_EMALFORMED, BFS_EVERSION, BFS_ESTORE.
+ * the caller can retry), -EIO, BFS_EMALFORMED, BFS_EVERSION, BFS_ESTORE.
  */
 int store_block_get(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
 		    struct store_block *out, uint8_t *buf, size_t cap);
-/* store_block_del - forget block @hash (and its cached bytes); -ENOENT if none. */
+/* store_block_del - forget block @hash (and its cached bytes or file); -ENOENT if none. */
 int store_block_del(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES]);
 /* store_block_cache_set_limit - the cache's cap in bytes (this process; default above). */
 void store_block_cache_set_limit(struct store *s, uint64_t bytes);
@@ -364,9 +401,10 @@ int store_block_cache_usage(struct store *s, uint64_t *bytes, uint64_t *blocks);
 
 /*
  * store_block_encode / store_block_decode - the value codec.  encode
- * writes b->data (CACHED) or the location (LOCAL); it returns the length or
- * -ENOSPC / -EINVAL.  decode returns 0, BFS_EMALFORMED or BFS_EVERSION; for
- * CACHED out->data points into @in.
+ * writes b->data (CACHED), the location (LOCAL) or the length alone
+ * (CACHED_FILE, record version 2); it returns the length or -ENOSPC /
+ * -EINVAL.  decode returns 0, BFS_EMALFORMED or BFS_EVERSION; for CACHED
+ * out->data points into @in (NULL for the other kinds).
  */
 long store_block_encode(uint8_t *out, size_t cap, const struct store_block *b);
 int store_block_decode(struct store_block *out, const uint8_t *in, size_t len);

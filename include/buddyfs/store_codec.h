@@ -23,6 +23,12 @@
  * keep working and every layout stays canonical.
  */
 #define STORE_ENTRY_RECORD_VERSION_BASE 2
+/*
+ * A block record of kind STORE_BLOCK_CACHED_FILE: version, kind, length
+ * (u32); the bytes are in the block's cache file.  Version 1 block records
+ * (LOCAL, CACHED with inline bytes) are still read and written as before.
+ */
+#define STORE_BLOCK_RECORD_VERSION_FILE 2
 
 /* store_object_check - a local object name: path rules, STORE_OBJECT_MAX bytes. */
 int store_object_check(const char *object);
