@@ -216,17 +216,52 @@ static struct sync_buddy_stats stats(struct node *n, struct node *b)
 	return st;
 }
 
+static uint64_t longest_turn_ns; /* the longest loop_run_once of the last run_until */
+
+/* turn - one loop iteration (its wait included: at most 10 ms when idle). */
+static void turn(void)
+{
+	uint64_t t0 = loop_clock_ns(), d;
+
+	loop_run_once(loop, 10 * LOOP_NS_PER_MS);
+	d = loop_clock_ns() - t0;
+	if (d > longest_turn_ns)
+		longest_turn_ns = d;
+}
+
 /* run_until - run the loop until bob applied @applied and saw @rounds index rounds. */
 static double run_until(uint64_t applied, uint64_t rounds)
 {
 	uint64_t t0 = loop_clock_ns(), end = t0 + 300 * LOOP_NS_PER_S;
 	struct sync_buddy_stats st;
 
+	longest_turn_ns = 0;
 	do {
-		loop_run_once(loop, 10 * LOOP_NS_PER_MS);
+		turn();
 		st = stats(&nodes[1], &nodes[0]);
 	} while ((st.applied < applied || st.index_rounds < rounds) && loop_clock_ns() < end);
+	/* the acks too: until both queues and inboxes are empty */
+	for (int i = 0; i < 20; i++)
+		turn();
 	return (double)(loop_clock_ns() - t0) / 1e9;
+}
+
+static void show_turns(void)
+{
+#ifdef SYNC_APPLY_BUDGET
+	static uint64_t prev_a, prev_b;
+	struct sync_buddy_stats a = stats(&nodes[0], &nodes[1]), b = stats(&nodes[1], &nodes[0]);
+
+	printf("    longest loop turn %.1f ms; store commits for received items: bob %llu, alice %llu; "
+	       "most items in one turn %llu\n",
+	       (double)longest_turn_ns / 1e6, (unsigned long long)(b.commits - prev_b),
+	       (unsigned long long)(a.commits - prev_a),
+	       (unsigned long long)(a.max_turn_items > b.max_turn_items ? a.max_turn_items : b.max_turn_items));
+	prev_a = a.commits;
+	prev_b = b.commits;
+#else
+	printf("    longest loop turn %.1f ms\n", (double)longest_turn_ns / 1e6);
+#endif
 }
 
 int main(int argc, char **argv)
@@ -246,6 +281,7 @@ int main(int argc, char **argv)
 	sync_peer_online(bob->sync, alice->id->peer_id, true);
 	s1 = run_until((uint64_t)n, 1);
 	printf("first reconciliation: %d entries in %.2f s (%.0f entries/s)\n", n, s1, n / s1);
+	show_turns();
 
 	sync_peer_online(alice->sync, bob->id->peer_id, false);
 	sync_peer_online(bob->sync, alice->id->peer_id, false);
@@ -255,6 +291,7 @@ int main(int argc, char **argv)
 	sync_peer_online(bob->sync, alice->id->peer_id, true);
 	s2 = run_until((uint64_t)n, 2);
 	printf("reconnection, nothing changed: %d entries in %.2f s (%.0f entries/s)\n", n, s2, n / s2);
+	show_turns();
 
 	{
 		uint64_t before = stats(bob, alice).applied;
@@ -270,6 +307,7 @@ int main(int argc, char **argv)
 		}
 		s3 = run_until(before + (uint64_t)pushes, 2);
 		printf("pushes while up: %d changed entries in %.2f s (%.0f entries/s)\n", pushes, s3, pushes / s3);
+		show_turns();
 	}
 	node_free(alice);
 	node_free(bob);

@@ -7,9 +7,17 @@
  * write on out (HELLO, index entries, pushes, acks, resend requests,
  * pings).  Entries are encoded when they are written, from the store as
  * it is then, so a queue item is only a path; consecutive entries (or
- * acks) go out as one batch message, which the receiver applies in one
- * store transaction.  When the flow is full (-EAGAIN) the items wait for
- * the writable event.
+ * acks) go out as one batch message.  When the flow is full (-EAGAIN) the
+ * items wait for the writable event; one pump encodes at most send_budget
+ * items, then yields to the next loop turn.
+ *
+ * Receiving.  Messages other than HELLO are checked (decoded), copied to
+ * the buddy's inbox and applied at the end of the loop turn (drain): at
+ * most apply_budget items, entries and acks across messages, in ONE store
+ * transaction; its acks, pushes and entry_changed calls follow the commit
+ * (nothing is acknowledged before it is durable), and the rest of the
+ * inbox waits for the next turn, so the loop keeps serving heartbeats,
+ * FUSE and the control socket during a 10,000-entry reconciliation.
  *
  * Versions.  Besides the entries (which fs rewrites on every local
  * change, counting entry.version up by one and recording the base of the
@@ -76,7 +84,19 @@ struct buddy {
 	struct loop_timer *retry;
 	bool pump_deferred;            /* a pump waits for the end of the loop iteration */
 	bool pumping;                  /* inside pump(): events of the write must not recurse */
+	/* received messages not yet applied (copies), oldest at in_head */
+	struct inmsg *inq;
+	size_t in_head, in_len, in_cap;
+	struct sync_msg *cur;          /* the head message, decoded, being applied */
+	size_t cur_done;               /* its items handled so far */
+	bool drain_deferred;           /* a drain waits for the end of the loop iteration */
 	struct sync_buddy_stats st;
+};
+
+/* A received message waiting to be applied. */
+struct inmsg {
+	uint8_t *bytes;
+	size_t len;
 };
 
 struct sync {
@@ -228,6 +248,60 @@ static void q_pop(struct buddy *b)
 	free(b->q[b->q_head].path);
 	b->q_head++;
 	b->st.queued = b->q_len - b->q_head;
+}
+
+/* ---- the inbox: received messages, applied in bounded turns ---- */
+
+static void in_pop(struct buddy *b)
+{
+	free(b->inq[b->in_head].bytes);
+	b->inq[b->in_head].bytes = NULL;
+	b->in_head++;
+	free(b->cur);
+	b->cur = NULL;
+	b->cur_done = 0;
+	if (b->in_head == b->in_len)
+		b->in_head = b->in_len = 0;
+	b->st.inbox = b->in_len - b->in_head;
+}
+
+static void in_clear(struct buddy *b)
+{
+	while (b->in_head < b->in_len)
+		in_pop(b);
+	free(b->cur);
+	b->cur = NULL;
+	b->cur_done = 0;
+}
+
+/* in_push - keep a copy of received message @msg for the next drain. */
+static int in_push(struct buddy *b, const uint8_t *msg, size_t len)
+{
+	struct inmsg *slot;
+
+	if (b->in_head > 0 && b->in_len == b->in_cap) {
+		memmove(b->inq, b->inq + b->in_head, (b->in_len - b->in_head) * sizeof(*b->inq));
+		b->in_len -= b->in_head;
+		b->in_head = 0;
+	}
+	if (b->in_len == b->in_cap) {
+		size_t cap = b->in_cap ? b->in_cap * 2 : 16;
+		struct inmsg *v = realloc(b->inq, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		b->inq = v;
+		b->in_cap = cap;
+	}
+	slot = &b->inq[b->in_len];
+	slot->bytes = malloc(len ? len : 1);
+	if (!slot->bytes)
+		return -ENOMEM;
+	memcpy(slot->bytes, msg, len);
+	slot->len = len;
+	b->in_len++;
+	b->st.inbox = b->in_len - b->in_head;
+	return 0;
 }
 
 /* ---- versions ---- */
@@ -519,10 +593,25 @@ static int encode_next(struct buddy *b, struct buf_writer *w, size_t *used)
 }
 
 static void maybe_up(struct buddy *b);
+static void deferred_pump(struct loop *loop, void *ctx);
 
-/* pump - write queued messages until the flow is full or the queue empty. */
+/* defer_pump - pump at the end of this loop turn (or the next one). */
+static void defer_pump(struct buddy *b)
+{
+	if (b->pump_deferred)
+		return;
+	if (loop_defer(b->s->p.loop, deferred_pump, b) == 0)
+		b->pump_deferred = true;
+}
+
+/*
+ * pump - write queued messages until the flow is full or the queue empty,
+ * encoding at most send_budget items in one call: the rest goes on at the
+ * next loop turn, so a big index does not hold the loop.
+ */
 static void pump(struct buddy *b)
 {
+	size_t budget = b->s->p.send_budget ? b->s->p.send_budget : SYNC_SEND_BUDGET, spent = 0;
 	bool wrote = false, hello = false;
 	struct buf_writer w;
 	uint8_t *bytes;
@@ -534,10 +623,15 @@ static void pump(struct buddy *b)
 		return; /* the running pump sees what was queued */
 	b->pumping = true;
 	while (b->out && b->q_head < b->q_len) {
+		if (spent >= budget) {
+			defer_pump(b); /* yield: timers, FUSE and control requests first */
+			break;
+		}
 		type = b->q[b->q_head].type;
 		used = 1;
 		buf_writer_init_dynamic(&w, SYNC_MSG_MAX_BYTES);
 		rc = encode_next(b, &w, &used);
+		spent += used;
 		if (rc) {
 			buf_writer_free(&w);
 			if (rc < 0)
@@ -650,6 +744,7 @@ static void down(struct buddy *b, const char *why)
 	if (b->beat)
 		loop_timer_stop(s->p.loop, b->beat);
 	q_clear(b);
+	in_clear(b); /* unacknowledged: the next index carries them again */
 	if (b->out) {
 		struct rtmfp_send *f = b->out;
 
@@ -1136,69 +1231,186 @@ static void after(struct buddy *b, struct post *p, bool ok)
 	p->path = p->cpath = NULL;
 }
 
-/* on_entries - an INDEX or PUSH batch, applied in one transaction. */
-static void on_entries(struct buddy *b, struct sync_msg *m)
+/*
+ * ack_one - the buddy agrees on a version: remembered (into @t) when it is
+ * still ours.  Returns 1 when a record was written, 0 when none was, or a
+ * store error.  @l is scratch space.
+ */
+static int ack_one(struct buddy *b, struct store_txn *t, const struct sync_ack *a, struct store_entry *l)
 {
 	struct store *st = b->s->p.store;
-	struct sync_entry *e = malloc(sizeof(*e));
-	struct apply *w = malloc(sizeof(*w));
-	struct post *posts = calloc(m->n_items, sizeof(*posts));
-	struct store_txn *t = NULL;
-	size_t n = 0;
-	int rc = e && w && posts ? store_txn_begin(st, &t) : -ENOMEM;
+	struct store_synced v, old;
+	uint8_t d[SYNC_DIGEST_BYTES];
+	int rc;
 
-	while (rc == 0 && n < m->n_items && sync_msg_next_entry(m, e) == 1)
-		rc = apply_one(b, e, t, w, &posts[n++]);
-	if (t)
-		rc = rc ? (store_txn_abort(t), rc) : store_txn_commit(t);
-	if (rc)
-		log_warn("sync: cannot apply %u entries from %s: %s", m->n_items, b->name, bfs_strerror(rc));
-	for (size_t i = 0; i < n; i++)
-		after(b, &posts[i], rc == 0);
-	pump(b);
-	free(posts);
-	free(w);
-	free(e);
+	if (memchr(a->path, 0, a->path_len) || store_path_check(a->path) ||
+	    store_entry_get(st, t, b->id, a->path, l) != 0)
+		return 0;
+	sync_entry_digest(d, l);
+	if (sodium_memcmp(d, a->digest, sizeof(d)) != 0)
+		return 0; /* changed since: the next push carries it */
+	memcpy(v.digest, d, sizeof(d));
+	v.vv[0] = a->vv[0];
+	v.vv[1] = a->vv[1];
+	v.version = l->version;
+	if (store_synced_get(st, t, b->id, a->path, &old) == 0 && sodium_memcmp(old.digest, d, sizeof(d)) == 0) {
+		v.vv[0] = old.vv[0] > v.vv[0] ? old.vv[0] : v.vv[0];
+		v.vv[1] = old.vv[1] > v.vv[1] ? old.vv[1] : v.vv[1];
+		v.version = old.version;
+		if (v.vv[0] == old.vv[0] && v.vv[1] == old.vv[1])
+			return 0; /* known already */
+	}
+	rc = store_synced_put(st, t, b->id, a->path, &v);
+	return rc ? rc : 1;
 }
 
-/* on_acks - the buddy agrees on versions: those still ours are remembered. */
-static void on_acks(struct buddy *b, struct sync_msg *m)
-{
-	struct store *st = b->s->p.store;
-	struct store_entry *l = malloc(sizeof(*l));
-	struct sync_ack *a = malloc(sizeof(*a));
-	struct store_synced v, old;
-	struct store_txn *t = NULL;
-	uint8_t d[SYNC_DIGEST_BYTES];
-	int rc = l && a ? store_txn_begin(st, &t) : -ENOMEM;
+static void deferred_drain(struct loop *loop, void *ctx);
 
-	while (rc == 0 && sync_msg_next_ack(m, a) == 1) {
-		if (memchr(a->path, 0, a->path_len) || store_path_check(a->path) ||
-		    store_entry_get(st, t, b->id, a->path, l) != 0)
-			continue;
-		sync_entry_digest(d, l);
-		if (sodium_memcmp(d, a->digest, sizeof(d)) != 0)
-			continue; /* changed since: the next push carries it */
-		memcpy(v.digest, d, sizeof(d));
-		v.vv[0] = a->vv[0];
-		v.vv[1] = a->vv[1];
-		v.version = l->version;
-		if (store_synced_get(st, t, b->id, a->path, &old) == 0 &&
-		    sodium_memcmp(old.digest, d, sizeof(d)) == 0) {
-			v.vv[0] = old.vv[0] > v.vv[0] ? old.vv[0] : v.vv[0];
-			v.vv[1] = old.vv[1] > v.vv[1] ? old.vv[1] : v.vv[1];
-			v.version = old.version;
-			if (v.vv[0] == old.vv[0] && v.vv[1] == old.vv[1])
-				continue; /* known already */
+static void defer_drain(struct buddy *b)
+{
+	if (b->drain_deferred)
+		return;
+	if (loop_defer(b->s->p.loop, deferred_drain, b) == 0)
+		b->drain_deferred = true;
+}
+
+/* Scratch space of one drain (big: kept off the stack). */
+struct drain_work {
+	struct sync_entry e;
+	struct sync_ack a;
+	struct apply w;
+	struct store_entry l;
+};
+
+/*
+ * drain_one - handle items of the head message into @t (begun on first
+ * need) until it ends or *items reaches @budget.  Returns 0 or a store
+ * error; *wrote is set when a record was written.
+ */
+static int drain_one(struct buddy *b, struct drain_work *dw, struct store_txn **t, struct post *posts,
+		     size_t *n_posts, size_t *items, size_t budget, bool *wrote)
+{
+	struct sync_msg *m = b->cur;
+	int rc = 0;
+
+	if ((m->type == SYNC_MSG_INDEX || m->type == SYNC_MSG_PUSH || m->type == SYNC_MSG_ACK) && !*t)
+		rc = store_txn_begin(b->s->p.store, t);
+	switch (m->type) {
+	case SYNC_MSG_INDEX:
+	case SYNC_MSG_PUSH:
+		while (rc == 0 && *items < budget) {
+			struct post *p;
+
+			if (sync_msg_next_entry(m, &dw->e) != 1) {
+				b->cur_done = m->n_items; /* the end, whatever the count said */
+				break;
+			}
+			p = &posts[(*n_posts)++];
+
+			rc = apply_one(b, &dw->e, *t, &dw->w, p);
+			if (p->kind == POST_APPLIED)
+				*wrote = true;
+			b->cur_done++;
+			(*items)++;
 		}
-		rc = store_synced_put(st, t, b->id, a->path, &v);
+		break;
+	case SYNC_MSG_ACK:
+		while (rc == 0 && *items < budget) {
+			if (sync_msg_next_ack(m, &dw->a) != 1) {
+				b->cur_done = m->n_items;
+				break;
+			}
+			rc = ack_one(b, *t, &dw->a, &dw->l);
+			if (rc == 1) {
+				*wrote = true;
+				rc = 0;
+			}
+			b->cur_done++;
+			(*items)++;
+		}
+		break;
+	case SYNC_MSG_INDEX_END:
+		b->st.index_rounds++;
+		break;
+	case SYNC_MSG_RESEND:
+		if (!memchr(m->path, 0, m->path_len) && store_path_check(m->path) == 0) {
+			struct qmsg q = { .type = SYNC_MSG_PUSH, .manifest = true };
+
+			if (q_push(b, &q, m->path))
+				log_warn("sync: out of memory queueing for %s", b->name);
+		}
+		break;
+	default: /* PING: heard() did it all */
+		break;
 	}
-	if (t)
-		rc = rc ? (store_txn_abort(t), rc) : store_txn_commit(t);
+	return rc;
+}
+
+/*
+ * drain - apply received messages, oldest first, at most apply_budget
+ * items (entries and acks, across messages) in ONE store transaction;
+ * after its commit, the acks, pushes and entry_changed calls of what it
+ * applied; what is left waits for the next loop turn.  A message whose
+ * items fail to commit is dropped unacknowledged (the buddy's next index
+ * carries them again), as is everything queued when the folder goes down.
+ */
+static void drain(struct buddy *b)
+{
+	struct sync *s = b->s;
+	size_t budget = s->p.apply_budget ? s->p.apply_budget : SYNC_APPLY_BUDGET;
+	struct drain_work *dw = malloc(sizeof(*dw));
+	struct post *posts = calloc(budget, sizeof(*posts));
+	struct store_txn *t = NULL;
+	size_t n_posts = 0, items = 0;
+	bool wrote = false;
+	char h[HEX_SHORT + 1];
+	int rc = dw && posts ? 0 : -ENOMEM;
+
+	while (rc == 0 && b->up && items < budget && b->in_head < b->in_len) {
+		if (!b->cur) {
+			const struct inmsg *im = &b->inq[b->in_head];
+
+			b->cur = malloc(sizeof(*b->cur));
+			if (!b->cur) {
+				rc = -ENOMEM;
+				break;
+			}
+			b->cur_done = 0;
+			if (sync_msg_decode(b->cur, im->bytes, im->len)) {
+				in_pop(b); /* checked on arrival: cannot happen */
+				continue;
+			}
+		}
+		rc = drain_one(b, dw, &t, posts, &n_posts, &items, budget, &wrote);
+		if (rc || b->cur_done >= b->cur->n_items)
+			in_pop(b); /* done, or dropped with the failed transaction */
+	}
+	if (t) {
+		if (rc) {
+			store_txn_abort(t);
+		} else {
+			rc = store_txn_commit(t);
+			if (rc == 0 && wrote)
+				b->st.commits++;
+		}
+	}
 	if (rc)
-		log_warn("sync: cannot record acks from %s: %s", b->name, bfs_strerror(rc));
-	free(a);
-	free(l);
+		log_warn("sync: cannot apply %zu items from %s: %s", items, who(b, h), bfs_strerror(rc));
+	if (items) {
+		b->st.turns++;
+		if (items > b->st.max_turn_items)
+			b->st.max_turn_items = items;
+	}
+	/* committed: now acks, pushes of conflicts' outcomes, kernel caches */
+	for (size_t i = 0; i < n_posts; i++)
+		after(b, &posts[i], rc == 0);
+	free(posts);
+	free(dw);
+	if (!b->up)
+		in_clear(b);
+	else if (b->in_head < b->in_len)
+		defer_drain(b); /* yield: timers, FUSE and control requests first */
+	pump(b);
 }
 
 static void on_hello(struct buddy *b, const struct sync_msg *m)
@@ -1233,6 +1445,15 @@ static void deferred_pump(struct loop *loop, void *ctx)
 	pump(b);
 }
 
+static void deferred_drain(struct loop *loop, void *ctx)
+{
+	struct buddy *b = ctx;
+
+	(void)loop;
+	b->drain_deferred = false;
+	drain(b);
+}
+
 int sync_new(struct sync **out, const struct sync_params *p)
 {
 	*out = NULL;
@@ -1252,6 +1473,9 @@ void sync_free(struct sync *s)
 	for (size_t i = 0; i < s->n; i++) {
 		q_clear(s->b[i]);
 		free(s->b[i]->q);
+		in_clear(s->b[i]);
+		free(s->b[i]->inq);
+		loop_defer_cancel(s->p.loop, deferred_drain, s->b[i]);
 		loop_timer_cancel(s->p.loop, s->b[i]->retry);
 		loop_timer_cancel(s->p.loop, s->b[i]->beat);
 		loop_defer_cancel(s->p.loop, deferred_pump, s->b[i]);
@@ -1297,11 +1521,8 @@ void sync_published(struct sync *s, const uint8_t buddy[static STORE_PEER_ID_BYT
 		return;
 	}
 	/* commits of one loop iteration go out as one batch */
-	if (b->pump_deferred)
-		return;
-	if (loop_defer(s->p.loop, deferred_pump, b) == 0)
-		b->pump_deferred = true;
-	else
+	defer_pump(b);
+	if (!b->pump_deferred)
 		pump(b);
 }
 
@@ -1425,28 +1646,16 @@ bool sync_on_message(struct sync *s, struct rtmfp_recv *f, const uint8_t *msg, s
 		log_warn("sync: %s sent folder messages before both HELLOs", who(b, h));
 		goto out;
 	}
-	switch (m->type) {
-	case SYNC_MSG_INDEX:
-	case SYNC_MSG_PUSH:
-		on_entries(b, m);
-		break;
-	case SYNC_MSG_INDEX_END:
-		b->st.index_rounds++;
-		break;
-	case SYNC_MSG_PING:
-		break;
-	case SYNC_MSG_ACK:
-		on_acks(b, m);
-		break;
-	case SYNC_MSG_RESEND:
-		if (!memchr(m->path, 0, m->path_len) && store_path_check(m->path) == 0) {
-			struct qmsg q = { .type = SYNC_MSG_PUSH, .manifest = true };
-
-			if (q_push(b, &q, m->path) == 0)
-				pump(b);
-		}
-		break;
+	if (m->type == SYNC_MSG_PING && b->in_head == b->in_len)
+		goto out; /* nothing to keep in order with */
+	/* applied at the end of the loop turn, in order, in bounded turns */
+	if (in_push(b, msg, len)) {
+		log_warn("sync: out of memory: a message from %s dropped", who(b, h));
+		goto out;
 	}
+	defer_drain(b);
+	if (!b->drain_deferred)
+		drain(b);
 out:
 	free(m);
 	return true;

@@ -1034,6 +1034,177 @@ T_CASE(malformed_entries_refused_session_usable)
 }
 
 /* The conflict name keeps the extension and fits the name limit. */
+/* fill_many - @n entries "d/fNNNNN" of @a's folder with @b, written straight to the store (one transaction). */
+static int fill_many(struct node *a, struct node *b, int n)
+{
+	struct manifest *m = NULL;
+	struct store_entry e;
+	struct store_txn *t;
+	const uint8_t *bytes;
+	uint8_t hash[32];
+	char obj[128];
+	size_t len;
+	int fd, rc;
+
+	snprintf(obj, sizeof(obj), "%s/obj-many", a->home);
+	fd = open(obj, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, "many", 4) != 4) {
+		close(fd);
+		return -EIO;
+	}
+	rc = manifest_build(&m, fd, a->id->peer_id, NULL);
+	close(fd);
+	if (rc == 0)
+		rc = manifest_sign(m, a->id->secret_key);
+	if (rc == 0)
+		rc = manifest_bytes(m, &bytes, &len);
+	if (rc == 0)
+		rc = manifest_hash(m, hash);
+	if (rc == 0)
+		rc = store_txn_begin(a->store, &t);
+	if (rc) {
+		manifest_free(m);
+		return rc;
+	}
+	rc = store_manifest_put(a->store, t, hash, bytes, len);
+	memset(&e, 0, sizeof(e));
+	memcpy(e.buddy, b->id->peer_id, 32);
+	snprintf(e.path, sizeof(e.path), "d");
+	e.type = STORE_ENTRY_DIR;
+	e.mode = 0755;
+	memcpy(e.owner, a->id->peer_id, 32);
+	e.version = 1;
+	if (rc == 0)
+		rc = store_entry_put(a->store, t, &e);
+	for (int i = 0; rc == 0 && i < n; i++) {
+		memset(&e, 0, sizeof(e));
+		memcpy(e.buddy, b->id->peer_id, 32);
+		snprintf(e.path, sizeof(e.path), "d/f%05d", i);
+		e.type = STORE_ENTRY_FILE;
+		e.mode = 0644;
+		e.size = 4;
+		e.mtime_ns = NOV_24_2026_NS;
+		memcpy(e.owner, a->id->peer_id, 32);
+		e.version = 2;
+		e.has_base = true;
+		e.base = 1;
+		memcpy(e.manifest, hash, 32);
+		rc = store_entry_put(a->store, t, &e);
+	}
+	manifest_free(m);
+	if (rc) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+/* count_live - live entries of @n's folder with @b. */
+static int count_one(void *ctx, const struct store_entry *e)
+{
+	if (!e->deleted)
+		(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_live(struct node *n, struct node *b)
+{
+	int c = 0;
+
+	return store_entry_foreach(n->store, NULL, b->id->peer_id, count_one, &c) ? -1 : c;
+}
+
+/*
+ * reconcile_10000_bounded - 10,000 entries new to bob arrive in alice's
+ * index: bob applies them in few transactions (at most SYNC_APPLY_BUDGET
+ * items each, one per loop turn), alice records the acks likewise; bob
+ * killed halfway loses nothing; a reconnection with nothing changed
+ * commits nothing.
+ */
+#define MANY 10000
+T_CASE(reconcile_10000_bounded)
+{
+	const uint64_t max_commits = MANY / SYNC_APPLY_BUDGET + 8;
+	struct sync_buddy_stats sb, sa;
+	int i;
+
+	if (!pair()) {
+		free_all();
+		T_FAIL("alice and bob did not come up");
+	}
+	/* alice's folder grows while bob is away */
+	sync_peer_online(alice->sync, bob->id->peer_id, false);
+	sync_peer_online(bob->sync, alice->id->peer_id, false);
+	WAIT(!up(alice, bob) && !up(bob, alice), 3);
+	T_CHECK_EQ_INT(fill_many(alice, bob, MANY), 0);
+	sync_peer_online(alice->sync, bob->id->peer_id, true);
+	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	WAIT(stats(bob, alice).applied >= MANY + 1 && live(bob, alice, "d/f09999") &&
+	     acked(alice, bob, "d/f09999") && stats(alice, bob).inbox == 0, 15);
+	sb = stats(bob, alice);
+	sa = stats(alice, bob);
+	T_CHECK_EQ_INT(count_live(bob, alice), MANY + 1);
+	T_CHECK(same(alice, bob, bob, alice, "d/f00000") && same(alice, bob, bob, alice, "d/f09999"));
+	T_CHECK(has_manifest(bob, alice, "d/f05000"));
+	/* one transaction per turn of at most SYNC_APPLY_BUDGET items, not one per entry or message */
+	T_CHECK(sb.max_turn_items <= SYNC_APPLY_BUDGET && sa.max_turn_items <= SYNC_APPLY_BUDGET);
+	T_CHECK(sb.commits >= 1 && sb.commits <= max_commits);
+	T_CHECK(sa.commits >= 1 && sa.commits <= max_commits);
+	T_CHECK(sb.turns >= MANY / SYNC_APPLY_BUDGET); /* the loop turned in between */
+	if (sb.commits > max_commits || sa.commits > max_commits)
+		fprintf(stderr, "commits: bob %llu alice %llu\n", (unsigned long long)sb.commits,
+			(unsigned long long)sa.commits);
+
+	/* a reconnection with nothing changed writes nothing */
+	sync_peer_online(alice->sync, bob->id->peer_id, false);
+	WAIT(!up(alice, bob) && !up(bob, alice), 3);
+	sync_peer_online(alice->sync, bob->id->peer_id, true);
+	WAIT(up(alice, bob) && up(bob, alice) && stats(bob, alice).index_rounds >= 2 &&
+	     stats(alice, bob).index_rounds >= 2, 6);
+	for (i = 0; i < 100 && (stats(bob, alice).inbox || stats(alice, bob).inbox || stats(bob, alice).queued ||
+				stats(alice, bob).queued); i++)
+		wait_ns(20 * MS);
+	T_CHECK(stats(bob, alice).index_rounds >= 2);
+	T_CHECK_EQ_INT(stats(bob, alice).commits - sb.commits, 0);
+	T_CHECK_EQ_INT(stats(alice, bob).commits - sa.commits, 0);
+
+	/* bob killed halfway through a first reconciliation: nothing lost */
+	node_kill(bob);
+	{
+		struct store_txn *t, *ta;
+
+		/* bob forgets the folder: entries and agreements */
+		T_CHECK_EQ_INT(store_txn_begin(bob->store, &t), 0);
+		T_CHECK_EQ_INT(store_txn_begin(alice->store, &ta), 0);
+		for (i = 0; i < MANY; i++) {
+			char p[32];
+
+			snprintf(p, sizeof(p), "d/f%05d", i);
+			store_entry_del(bob->store, t, alice->id->peer_id, p);
+			store_synced_del(bob->store, t, alice->id->peer_id, p);
+			store_synced_del(alice->store, ta, bob->id->peer_id, p);
+		}
+		T_CHECK_EQ_INT(store_txn_commit(t), 0);
+		T_CHECK_EQ_INT(store_txn_commit(ta), 0);
+	}
+	WAIT(!up(alice, bob), 3);
+	T_CHECK_EQ_INT(node_run(bob), 0);
+	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	WAIT(stats(bob, alice).applied >= MANY / 3, 10);
+	T_CHECK(stats(bob, alice).applied < MANY); /* really halfway */
+	node_kill(bob); /* kill -9: what was committed stays, the rest comes again */
+	WAIT(!up(alice, bob), 3);
+	T_CHECK(count_live(bob, alice) >= MANY / 3 - (int)SYNC_APPLY_BUDGET);
+	T_CHECK_EQ_INT(node_run(bob), 0);
+	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	WAIT(count_live(bob, alice) == MANY + 1 && acked(alice, bob, "d/f09999"), 15);
+	T_CHECK_EQ_INT(count_live(bob, alice), MANY + 1);
+	T_CHECK(same(alice, bob, bob, alice, "d/f00000") && same(alice, bob, bob, alice, "d/f09999"));
+	free_all();
+}
+
 T_CASE(conflict_names)
 {
 	char longn[260];
@@ -1085,6 +1256,7 @@ int main(void)
 	T_RUN(conflict_kinds);
 	T_RUN(malformed_entries_refused_session_usable);
 	T_RUN(conflict_names);
+	T_RUN(reconcile_10000_bounded);
 	loop_free(loop);
 	return t_done();
 }

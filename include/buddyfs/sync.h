@@ -22,14 +22,15 @@
  * Entries that arrive are untrusted input: names, paths, owner, sizes and
  * the signed manifest of each file version (hash, owner, signature against
  * the owner's pinned certificate) are checked before one store transaction
- * per message commits them; a bad entry is refused, logged and counted,
+ * per loop turn (at most apply_budget items, across messages) commits
+ * them, and acknowledged only after it; a bad entry is refused, logged and counted,
  * and the session goes on.  Newer versions win; concurrent writes of one
  * path keep both versions, the loser renamed "NAME (conflict from BUDDY
  * YYYY-MM-DD).EXT", the same way on both sides.  docs/PROTOCOL.md has the
  * messages and the version rule (which needs the base fs records in
  * struct store_entry).
  *
- * Owns: per-buddy state (flows, HELLO, queue, heartbeat), the sync wire
+ * Owns: per-buddy state (flows, HELLO, queue, inbox, heartbeat), the sync wire
  * messages (sync_proto.h), applying a buddy's entries to the store, the
  * store's "synced" records.
  * Leaves to others: sessions, introductions and relays (the owner's
@@ -86,7 +87,21 @@ struct sync_params {
 	 */
 	unsigned heartbeat_ms;
 	unsigned dead_ms;
+	/*
+	 * Bounded work per loop turn (0: the defaults, SYNC_APPLY_BUDGET and
+	 * SYNC_SEND_BUDGET): the buddy's messages are queued as they arrive and
+	 * applied at the end of a loop turn, at most apply_budget items (entries
+	 * and acks, across messages) in ONE store transaction per turn, then the
+	 * rest waits for the next turn (loop_defer), so timers, FUSE and the
+	 * control socket are served in between; acks leave only after that
+	 * commit.  Likewise one turn encodes at most send_budget queued items.
+	 */
+	unsigned apply_budget;
+	unsigned send_budget;
 };
+
+#define SYNC_APPLY_BUDGET 256 /* items applied per loop turn, one transaction */
+#define SYNC_SEND_BUDGET 1024 /* items encoded per loop turn */
 
 /* Counters of one buddy, for tests and `buddyfs status`. */
 struct sync_buddy_stats {
@@ -97,6 +112,10 @@ struct sync_buddy_stats {
 	uint64_t refused;         /* entries or messages refused as bad input */
 	uint64_t conflicts;       /* concurrent writes resolved */
 	uint64_t queued;          /* messages waiting to be written */
+	uint64_t inbox;           /* received messages waiting to be applied */
+	uint64_t commits;         /* store transactions committed for received items */
+	uint64_t turns;           /* loop turns that applied received items */
+	uint64_t max_turn_items;  /* most items (entries + acks) applied in one turn */
 };
 
 /*
