@@ -136,4 +136,4 @@ demo-stop:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main_*.d
+-include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main_*.d $(TEST_BINS:=.d) $(BENCH_BINS:=.d)

@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,21 +22,15 @@
 #include "buddyfs/log.h"
 #include "buddyfs/loop.h"
 #include "buddyfs/manifest.h"
-#include "buddyfs/rtmfp_crypto.h"
-#include "buddyfs/rtmfp_crypto_sodium.h"
 #include "buddyfs/rtmfp_posix.h"
 #include "buddyfs/store.h"
 #include "buddyfs/sync.h"
-#include "buddyfs/udp.h"
+
+#include "../tests/pair.h"
 
 struct node {
-	char home[64];
-	struct identity *id;
-	struct rtmfp_crypto *crypto;
-	struct rtmfp_posix *px;
-	struct store *store;
+	struct pair_node pn; /* home, identity, store, instance */
 	struct sync *sync;
-	struct sockaddr_storage bound;
 };
 
 static struct loop *loop;
@@ -45,112 +38,53 @@ static struct node nodes[2];
 
 static struct node *other(const uint8_t *id)
 {
-	return memcmp(nodes[0].id->peer_id, id, 32) == 0 ? &nodes[0] : &nodes[1];
+	return memcmp(nodes[0].pn.id->peer_id, id, 32) == 0 ? &nodes[0] : &nodes[1];
 }
 
 static int open_flow(void *ctx, const uint8_t peer_id[static STORE_PEER_ID_BYTES], const uint8_t *meta,
 		     size_t meta_len, struct rtmfp_send **out)
 {
-	struct node *n = ctx, *far = other(peer_id);
-	uint8_t epd[RTMFP_CRYPTO_SODIUM_EPD_PEER_ID_BYTES];
-	int rc;
+	struct node *n = ctx;
+	int rc = pair_open_flow(&n->pn, &other(peer_id)->pn, peer_id, meta, meta_len, out);
 
-	rtmfp_crypto_sodium_epd_peer_id(epd, peer_id);
-	rc = rtmfp_open_flow(rtmfp_posix_core(n->px), out, epd, sizeof(epd), meta, meta_len, &far->bound, 1,
-			     rtmfp_posix_now());
-	rtmfp_posix_kick(n->px);
+	rtmfp_posix_kick(n->pn.px);
 	return rc;
 }
 
 static void kick(void *ctx)
 {
-	rtmfp_posix_kick(((struct node *)ctx)->px);
-}
-
-static void cb_recv_flow(void *ctx, struct rtmfp_recv *f, const uint8_t *meta, size_t len, struct rtmfp_send *a)
-{
-	if (!sync_on_recv_flow(((struct node *)ctx)->sync, f, meta, len, a))
-		rtmfp_recv_close(f, rtmfp_posix_now());
-}
-
-static void cb_message(void *ctx, struct rtmfp_recv *f, const uint8_t *msg, size_t len)
-{
-	sync_on_message(((struct node *)ctx)->sync, f, msg, len);
-}
-
-static void cb_recv_closed(void *ctx, struct rtmfp_recv *f, int err)
-{
-	sync_on_recv_closed(((struct node *)ctx)->sync, f, err);
-}
-
-static void cb_writable(void *ctx, struct rtmfp_send *f)
-{
-	sync_on_writable(((struct node *)ctx)->sync, f);
-}
-
-static void cb_send_closed(void *ctx, struct rtmfp_send *f, int err)
-{
-	sync_on_send_closed(((struct node *)ctx)->sync, f, err);
+	rtmfp_posix_kick(((struct node *)ctx)->pn.px);
 }
 
 static int node_start(struct node *n, const char *name)
 {
 	const struct rtmfp_callbacks cb = {
-		.recv_flow = cb_recv_flow, .message = cb_message, .recv_closed = cb_recv_closed,
-		.writable = cb_writable, .send_closed = cb_send_closed,
+		.recv_flow = pair_sync_recv_flow, .message = pair_sync_message, .recv_closed = pair_sync_recv_closed,
+		.writable = pair_sync_writable, .send_closed = pair_sync_send_closed,
 	};
 	struct sync_params sp = { .loop = loop, .open_flow = open_flow, .kick = kick, .ctx = n };
-	struct sockaddr_storage any;
 	int rc;
 
-	snprintf(n->home, sizeof(n->home), "/tmp/bench_sync_%s.XXXXXX", name);
-	if (!mkdtemp(n->home))
-		return -errno;
-	rc = identity_create(&n->id, n->home, name, "", 0);
-	if (rc == 0)
-		rc = rtmfp_crypto_sodium_new(&n->crypto, n->id->secret_key, NULL, 0, 0);
-	if (rc == 0)
-		rc = store_open(&n->store, n->home, 0);
+	snprintf(n->pn.home, sizeof(n->pn.home), "/tmp/bench_sync_%s.XXXXXX", name);
+	rc = pair_node_open(&n->pn, name);
 	if (rc)
 		return rc;
-	sp.store = n->store;
-	sp.id = n->id;
+	sp.store = n->pn.store;
+	sp.id = n->pn.id;
 	rc = sync_new(&n->sync, &sp);
-	udp_addr_parse(&any, "127.0.0.1:0", 0);
-	if (rc == 0)
-		rc = rtmfp_posix_new(&n->px, loop, n->crypto, &cb, n, NULL, &any);
-	return rc ? rc : udp_local(rtmfp_posix_udp(n->px), &n->bound);
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
+	return rc ? rc : pair_node_listen(&n->pn, loop, &cb, &n->sync, NULL);
 }
 
 static void node_free(struct node *n)
 {
-	rtmfp_posix_free(n->px);
+	pair_node_stop(&n->pn);
 	sync_free(n->sync);
-	store_close(n->store);
-	rtmfp_crypto_free(n->crypto);
-	identity_free(n->id);
-	nftw(n->home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	pair_node_close(&n->pn);
 }
 
 static int add_buddy(struct node *n, const struct node *b, const char *name)
 {
-	struct store_peer p;
-
-	memset(&p, 0, sizeof(p));
-	memcpy(p.id, b->id->peer_id, 32);
-	snprintf(p.name, sizeof(p.name), "%s", name);
-	memcpy(p.cert, b->id->cert, IDENTITY_CERT_BYTES);
-	p.cert_len = IDENTITY_CERT_BYTES;
-	p.buddy = STORE_BUDDY_ADDED;
-	return store_peer_put(n->store, &p);
+	return pair_add_buddy(&n->pn, &b->pn, name, STORE_BUDDY_ADDED);
 }
 
 /* fill - @n entries "dNN/fNNNNN" of one signed manifest in alice's folder with bob. */
@@ -165,39 +99,39 @@ static int fill(struct node *a, struct node *b, int n, uint64_t version)
 	size_t len;
 	int fd, rc;
 
-	snprintf(obj, sizeof(obj), "%s/obj", a->home);
+	snprintf(obj, sizeof(obj), "%s/obj", a->pn.home);
 	fd = open(obj, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || write(fd, "hello", 5) != 5)
 		return -EIO;
-	rc = manifest_build(&m, fd, a->id->peer_id, NULL);
+	rc = manifest_build(&m, fd, a->pn.id->peer_id, NULL);
 	close(fd);
 	if (rc == 0)
-		rc = manifest_sign(m, a->id->secret_key);
+		rc = manifest_sign(m, a->pn.id->secret_key);
 	if (rc == 0)
 		rc = manifest_bytes(m, &bytes, &len);
 	if (rc == 0)
 		rc = manifest_hash(m, hash);
 	if (rc == 0)
-		rc = store_txn_begin(a->store, &t);
+		rc = store_txn_begin(a->pn.store, &t);
 	if (rc) {
 		manifest_free(m);
 		return rc;
 	}
-	rc = store_manifest_put(a->store, t, hash, bytes, len);
+	rc = store_manifest_put(a->pn.store, t, hash, bytes, len);
 	for (int i = 0; rc == 0 && i < n; i++) {
 		memset(&e, 0, sizeof(e));
-		memcpy(e.buddy, b->id->peer_id, 32);
+		memcpy(e.buddy, b->pn.id->peer_id, 32);
 		snprintf(e.path, sizeof(e.path), "f%06d", i);
 		e.type = STORE_ENTRY_FILE;
 		e.mode = 0644;
 		e.size = 5;
 		e.mtime_ns = 1795478400ll * 1000000000ll + (int64_t)version;
-		memcpy(e.owner, a->id->peer_id, 32);
+		memcpy(e.owner, a->pn.id->peer_id, 32);
 		e.version = version;
 		e.has_base = true;
 		e.base = version - 1;
 		memcpy(e.manifest, hash, 32);
-		rc = store_entry_put(a->store, t, &e);
+		rc = store_entry_put(a->pn.store, t, &e);
 	}
 	manifest_free(m);
 	if (rc) {
@@ -212,7 +146,7 @@ static struct sync_buddy_stats stats(struct node *n, struct node *b)
 	struct sync_buddy_stats st;
 
 	memset(&st, 0, sizeof(st));
-	sync_buddy_stats(n->sync, b->id->peer_id, &st);
+	sync_buddy_stats(n->sync, b->pn.id->peer_id, &st);
 	return st;
 }
 
@@ -277,18 +211,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sync_reconcile: setup failed\n");
 		return 1;
 	}
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	s1 = run_until((uint64_t)n, 1);
 	printf("first reconciliation: %d entries in %.2f s (%.0f entries/s)\n", n, s1, n / s1);
 	show_turns();
 
-	sync_peer_online(alice->sync, bob->id->peer_id, false);
-	sync_peer_online(bob->sync, alice->id->peer_id, false);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, false);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, false);
 	for (int i = 0; i < 50; i++)
 		loop_run_once(loop, 10 * LOOP_NS_PER_MS);
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	s2 = run_until((uint64_t)n, 2);
 	printf("reconnection, nothing changed: %d entries in %.2f s (%.0f entries/s)\n", n, s2, n / s2);
 	show_turns();
@@ -303,7 +237,7 @@ int main(int argc, char **argv)
 			char p[16];
 
 			snprintf(p, sizeof(p), "f%06d", i);
-			sync_published(alice->sync, bob->id->peer_id, p);
+			sync_published(alice->sync, bob->pn.id->peer_id, p);
 		}
 		s3 = run_until(before + (uint64_t)pushes, 2);
 		printf("pushes while up: %d changed entries in %.2f s (%.0f entries/s)\n", pushes, s3, pushes / s3);

@@ -805,29 +805,29 @@ static int entry_from(struct store_entry *e, const MDB_val *k, const MDB_val *v)
 	return 0;
 }
 
-int store_entry_put(struct store *s, struct store_txn *t, const struct store_entry *e)
+/* ---- records keyed by buddy and path (entries, synced) ---- */
+
+/* path_decode_fn - decode the record @v found under key @k into @out. */
+typedef int (*path_decode_fn)(void *out, const MDB_val *k, const MDB_val *v);
+
+/* path_put - store @len bytes of @rec under @buddy's @path in @dbi; the caller has checked @path. */
+static int path_put(struct store *s, struct store_txn *t, MDB_dbi dbi, const uint8_t *buddy, const char *path,
+		    const void *rec, size_t len)
 {
-	uint8_t key[ENTRY_KEY_MAX_BYTES], rec[STORE_ENTRY_RECORD_MAX_BYTES];
-	size_t klen;
+	uint8_t key[ENTRY_KEY_MAX_BYTES];
+	size_t klen = entry_key(key, buddy, path);
 	struct op op;
-	long len;
 	int rc;
 
-	rc = store_entry_check(e);
-	if (rc)
-		return rc;
-	len = store_entry_encode(rec, sizeof(rec), e);
-	if (len < 0)
-		return (int)len;
-	klen = entry_key(key, e->buddy, e->path);
 	rc = op_begin(s, t, true, &op);
 	if (rc)
 		return rc;
-	return op_end(&op, op_put(&op, s->entries, key, klen, rec, (size_t)len));
+	return op_end(&op, op_put(&op, dbi, key, klen, rec, len));
 }
 
-int store_entry_get(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
-		    const char *path, struct store_entry *out)
+/* path_get - check @path, find @buddy's record for it in @dbi and @decode it into @out. */
+static int path_get(struct store *s, struct store_txn *t, MDB_dbi dbi, const uint8_t *buddy, const char *path,
+		    path_decode_fn decode, void *out)
 {
 	uint8_t key[ENTRY_KEY_MAX_BYTES];
 	MDB_val k, v;
@@ -841,14 +841,14 @@ int store_entry_get(struct store *s, struct store_txn *t, const uint8_t buddy[st
 	rc = op_begin(s, t, false, &op);
 	if (rc)
 		return rc;
-	rc = mdb_to_err(mdb_get(op.txn, s->entries, &k, &v));
+	rc = mdb_to_err(mdb_get(op.txn, dbi, &k, &v));
 	if (rc == 0)
-		rc = entry_from(out, &k, &v);
+		rc = decode(out, &k, &v);
 	return op_end(&op, rc);
 }
 
-int store_entry_del(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
-		    const char *path)
+/* path_del - check @path and delete @buddy's record for it from @dbi. */
+static int path_del(struct store *s, struct store_txn *t, MDB_dbi dbi, const uint8_t *buddy, const char *path)
 {
 	uint8_t key[ENTRY_KEY_MAX_BYTES];
 	size_t klen;
@@ -862,7 +862,39 @@ int store_entry_del(struct store *s, struct store_txn *t, const uint8_t buddy[st
 	rc = op_begin(s, t, true, &op);
 	if (rc)
 		return rc;
-	return op_end(&op, op_del(&op, s->entries, key, klen));
+	return op_end(&op, op_del(&op, dbi, key, klen));
+}
+
+static int entry_decode(void *out, const MDB_val *k, const MDB_val *v)
+{
+	return entry_from(out, k, v);
+}
+
+int store_entry_put(struct store *s, struct store_txn *t, const struct store_entry *e)
+{
+	uint8_t rec[STORE_ENTRY_RECORD_MAX_BYTES];
+	long len;
+	int rc;
+
+	rc = store_entry_check(e);
+	if (rc)
+		return rc;
+	len = store_entry_encode(rec, sizeof(rec), e);
+	if (len < 0)
+		return (int)len;
+	return path_put(s, t, s->entries, e->buddy, e->path, rec, (size_t)len);
+}
+
+int store_entry_get(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		    const char *path, struct store_entry *out)
+{
+	return path_get(s, t, s->entries, buddy, path, entry_decode, out);
+}
+
+int store_entry_del(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
+		    const char *path)
+{
+	return path_del(s, t, s->entries, buddy, path);
 }
 
 /* walk - call @fn for the entries whose keys start with @prefix, from @start. */
@@ -932,60 +964,34 @@ int store_entry_foreach(struct store *s, struct store_txn *t, const uint8_t budd
 
 /* ---- synced records ---- */
 
+static int synced_decode(void *out, const MDB_val *k, const MDB_val *v)
+{
+	(void)k;
+	return store_synced_decode(out, v->mv_data, v->mv_size);
+}
+
 int store_synced_put(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
 		     const char *path, const struct store_synced *v)
 {
-	uint8_t key[ENTRY_KEY_MAX_BYTES], rec[STORE_SYNCED_RECORD_BYTES];
-	size_t klen;
-	struct op op;
+	uint8_t rec[STORE_SYNCED_RECORD_BYTES];
 	int rc = store_path_check(path);
 
 	if (rc)
 		return rc;
 	store_synced_encode(rec, sizeof(rec), v);
-	klen = entry_key(key, buddy, path);
-	rc = op_begin(s, t, true, &op);
-	if (rc)
-		return rc;
-	return op_end(&op, op_put(&op, s->synced, key, klen, rec, sizeof(rec)));
+	return path_put(s, t, s->synced, buddy, path, rec, sizeof(rec));
 }
 
 int store_synced_get(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
 		     const char *path, struct store_synced *out)
 {
-	uint8_t key[ENTRY_KEY_MAX_BYTES];
-	MDB_val v;
-	struct op op;
-	size_t klen;
-	int rc = store_path_check(path);
-
-	if (rc)
-		return rc;
-	klen = entry_key(key, buddy, path);
-	rc = op_begin(s, t, false, &op);
-	if (rc)
-		return rc;
-	rc = db_get(op.txn, s->synced, key, klen, &v);
-	if (rc == 0)
-		rc = store_synced_decode(out, v.mv_data, v.mv_size);
-	return op_end(&op, rc);
+	return path_get(s, t, s->synced, buddy, path, synced_decode, out);
 }
 
 int store_synced_del(struct store *s, struct store_txn *t, const uint8_t buddy[static STORE_PEER_ID_BYTES],
 		     const char *path)
 {
-	uint8_t key[ENTRY_KEY_MAX_BYTES];
-	size_t klen;
-	struct op op;
-	int rc = store_path_check(path);
-
-	if (rc)
-		return rc;
-	klen = entry_key(key, buddy, path);
-	rc = op_begin(s, t, true, &op);
-	if (rc)
-		return rc;
-	return op_end(&op, op_del(&op, s->synced, key, klen));
+	return path_del(s, t, s->synced, buddy, path);
 }
 
 /* ---- manifests ---- */

@@ -19,6 +19,15 @@
 #   check_err NAME CODE REGEX CMD...  PASS when CMD exits with CODE and its
 #                                 stderr matches REGEX
 #   have PROG         true when PROG is on $PATH
+#   wait_for SECONDS CMD...   poll CMD (its output discarded) every 0.1 s:
+#                     true once it succeeds, false if it still fails after
+#                     SECONDS (whole seconds; one last try at the end)
+#   start_rendezvous NAME     start $BUILD/buddyfs-rendezvous on a random
+#                     127.0.0.1 port with a new database and wait until it
+#                     listens; up to 5 ports are tried.  Sets RDV_PORT and
+#                     RDV_PID (stdout and stderr in $LIB_TMP/rdv.out and
+#                     rdv.err); on failure: FAIL NAME and finish.  The
+#                     script's EXIT trap should kill $RDV_PID.
 #   finish            end the script: exit 1 if anything failed
 #
 # On a failure the command's status and the first lines of its stderr and
@@ -41,6 +50,8 @@ trap 'chmod -R u+rwx "$LIB_TMP" 2>/dev/null; rm -rf "$LIB_TMP"' EXIT
 OUT=
 ERR=
 RC=0
+RDV_PORT=
+RDV_PID=
 
 tmp_dir() {
 	mktemp -d "$LIB_TMP/d.XXXXXX"
@@ -130,6 +141,44 @@ check_err() {
 	else
 		pass "$name"
 	fi
+}
+
+# lib_ms - milliseconds since the epoch.
+lib_ms() {
+	date +%s%3N
+}
+
+wait_for() {
+	local end=$(($(lib_ms) + $1 * 1000))
+	shift
+	while [ "$(lib_ms)" -lt "$end" ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	"$@" >/dev/null 2>&1
+}
+
+# lib_rdv_settled - the rendezvous listens, or has exited.
+lib_rdv_settled() {
+	grep -q '^listening on' "$LIB_TMP/rdv.out" || ! kill -0 "$RDV_PID" 2>/dev/null
+}
+
+start_rendezvous() {
+	local name=$1 db
+	db=$(tmp_dir)
+	for _ in 1 2 3 4 5; do
+		RDV_PORT=$((20000 + RANDOM % 20000))
+		"$BUILD/buddyfs-rendezvous" --listen "127.0.0.1:$RDV_PORT" --db "$db" \
+			>"$LIB_TMP/rdv.out" 2>"$LIB_TMP/rdv.err" &
+		RDV_PID=$!
+		wait_for 5 lib_rdv_settled
+		grep -q '^listening on' "$LIB_TMP/rdv.out" && return 0
+		kill "$RDV_PID" 2>/dev/null
+		wait "$RDV_PID" 2>/dev/null
+		RDV_PID=
+	done
+	fail "$name" "$(head -n 3 "$LIB_TMP/rdv.err")"
+	finish
 }
 
 finish() {

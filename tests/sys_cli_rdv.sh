@@ -7,24 +7,10 @@
 . "$(dirname "$0")/lib.sh"
 
 BFS=$BUILD/buddyfs
-RDV=$BUILD/buddyfs-rendezvous
-SPID=
-trap '[ -n "$SPID" ] && kill "$SPID" 2>/dev/null; chmod -R u+rwx "$LIB_TMP" 2>/dev/null; rm -rf "$LIB_TMP"' EXIT
+trap '[ -n "$RDV_PID" ] && kill "$RDV_PID" 2>/dev/null; chmod -R u+rwx "$LIB_TMP" 2>/dev/null; rm -rf "$LIB_TMP"' EXIT
 
-DB=$(tmp_dir)
-for _ in 1 2 3 4 5; do
-	PORT=$((20000 + RANDOM % 20000))
-	"$RDV" --listen "127.0.0.1:$PORT" --db "$DB" >"$LIB_TMP/rdv.out" 2>"$LIB_TMP/rdv.err" &
-	SPID=$!
-	for _ in $(seq 50); do
-		grep -q '^peer id' "$LIB_TMP/rdv.out" && break
-		kill -0 "$SPID" 2>/dev/null || break
-		sleep 0.1
-	done
-	grep -q '^peer id' "$LIB_TMP/rdv.out" && break
-	SPID=
-done
-[ -n "$SPID" ] || { fail rendezvous_start "$(cat "$LIB_TMP/rdv.err")"; finish; }
+start_rendezvous rendezvous_start
+PORT=$RDV_PORT
 
 A=$LIB_TMP/alice B=$LIB_TMP/bob C=$LIB_TMP/carol
 check_out init_registers '^registered alice at 127\.0\.0\.1:' "$BFS" --home "$A" init alice --rendezvous "127.0.0.1:$PORT"
@@ -50,9 +36,9 @@ check init_without_rendezvous "$BFS" --home "$N" init nina
 check_err buddy_add_needs_rendezvous 1 "pass --id PEERID" "$BFS" --home "$N" buddy add bob
 
 # A rendezvous nobody answers on: the identity is kept, with a warning.
-kill "$SPID"
-wait "$SPID" 2>/dev/null
-SPID=
+kill "$RDV_PID"
+wait "$RDV_PID" 2>/dev/null
+RDV_PID=
 D=$LIB_TMP/dora
 check_err init_unreachable_warns 0 "could not register 'dora'" "$BFS" --home "$D" init dora --rendezvous "127.0.0.1:$PORT"
 check init_unreachable_keeps_identity "$BFS" --home "$D" id

@@ -12,10 +12,8 @@
 . "$(dirname "$0")/lib.sh"
 
 BFS=$(cd "$BUILD" && pwd)/buddyfs
-RDV=$(cd "$BUILD" && pwd)/buddyfs-rendezvous
 TIMEOUT=5 # -o timeout=S of every daemon
 declare -A HOME_OF MNT_OF PID_OF
-RPID=
 
 mounted() { grep -q " $1 fuse" /proc/mounts; }
 
@@ -27,43 +25,17 @@ cleanup() {
 	for n in "${!MNT_OF[@]}"; do
 		mounted "${MNT_OF[$n]}" && { fusermount3 -uz "${MNT_OF[$n]}" 2>/dev/null || umount -l "${MNT_OF[$n]}"; }
 	done
-	[ -n "$RPID" ] && kill "$RPID" 2>/dev/null
+	[ -n "$RDV_PID" ] && kill "$RDV_PID" 2>/dev/null
 	chmod -R u+rwx "$LIB_TMP" 2>/dev/null
 	rm -rf "$LIB_TMP"
 }
 trap cleanup EXIT
 
-# wait_for SECONDS CMD...: poll CMD every 0.1 s; 0 once it succeeds.
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	while [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	"$@" >/dev/null 2>&1
-}
-
-start_rdv() {
-	local db
-	db=$(tmp_dir)
-	for _ in 1 2 3 4 5; do
-		RPORT=$((20000 + RANDOM % 20000))
-		"$RDV" --listen "127.0.0.1:$RPORT" --db "$db" >"$LIB_TMP/rdv.out" 2>"$LIB_TMP/rdv.err" &
-		RPID=$!
-		wait_for 5 grep -q '^peer id' "$LIB_TMP/rdv.out" && return 0
-		kill "$RPID" 2>/dev/null
-		RPID=
-	done
-	fail rendezvous_start "$(head -3 "$LIB_TMP/rdv.err")"
-	finish
-}
-
 make_user() { # NAME
 	HOME_OF[$1]=$LIB_TMP/$1
 	MNT_OF[$1]=$LIB_TMP/$1.mnt
 	mkdir -p "${MNT_OF[$1]}"
-	"$BFS" --home "${HOME_OF[$1]}" init "$1" --rendezvous "127.0.0.1:$RPORT" >/dev/null 2>"$LIB_TMP/init.err" ||
+	"$BFS" --home "${HOME_OF[$1]}" init "$1" --rendezvous "127.0.0.1:$RDV_PORT" >/dev/null 2>"$LIB_TMP/init.err" ||
 		{ fail "init_$1" "$(cat "$LIB_TMP/init.err")"; finish; }
 }
 
@@ -90,7 +62,7 @@ kill9_user() { # NAME
 sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
 same_file() { [ -f "$2" ] && [ "$(sha "$1")" = "$(sha "$2")" ]; }
 
-start_rdv
+start_rendezvous rendezvous_start
 make_user alice
 make_user bob
 make_user carol

@@ -25,28 +25,19 @@ unmount_all() {
 }
 trap unmount_all EXIT
 
-wait_for() { # SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	while [ "$SECONDS" -lt "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	"$@" >/dev/null 2>&1
-}
 mounted() { grep -q " $1 fuse" /proc/mounts; }
 sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
 same_file() { [ -f "$2" ] && [ "$(sha "$1")" = "$(sha "$2")" ]; }
+
+# stats_lines_over N - the server printed more than N stats lines.
+stats_lines_over() { [ "$(grep -c '^stats ' "$W/srv")" -gt "$1" ]; }
 
 # stats FIELD - a counter from the server's SIGUSR1 line.
 stats() {
 	local n
 	n=$(grep -c '^stats ' "$W/srv")
 	kill -USR1 "$SPID"
-	for _ in $(seq 50); do
-		[ "$(grep -c '^stats ' "$W/srv")" -gt "$n" ] && break
-		sleep 0.1
-	done
+	wait_for 5 stats_lines_over "$n"
 	grep '^stats ' "$W/srv" | tail -n 1 | sed -n "s/.* $1 \([0-9]*\).*/\1/p"
 }
 

@@ -29,7 +29,7 @@ unset BUDDYFS_HOME XDG_DATA_HOME
 A=$LIB_TMP/alice B=$LIB_TMP/bob
 MA=$LIB_TMP/ma MB=$LIB_TMP/mb
 mkdir -p "$MA" "$MB"
-SPID= APID= BPID=
+APID= BPID=
 
 # net_cleanup - whatever happened: no daemon, no mount, no server left
 # (before lib.sh removes $LIB_TMP: rm must never walk into a mount).
@@ -38,7 +38,7 @@ net_cleanup() {
 	for p in "$APID" "$BPID"; do
 		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
 	done
-	[ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+	[ -n "$RDV_PID" ] && kill "$RDV_PID" 2>/dev/null && wait "$RDV_PID" 2>/dev/null
 	for m in "$A" "$B" "$LIB_TMP/carol"; do
 		p=$(cut -d' ' -f1 "$m/daemon.lock" 2>/dev/null)
 		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
@@ -53,18 +53,6 @@ trap 'net_cleanup; chmod -R u+rwx "$LIB_TMP" 2>/dev/null; rm -rf "$LIB_TMP"' EXI
 ms() { date +%s%3N; }
 is_mounted() { grep -q " $1 fuse.buddyfs " /proc/self/mounts; }
 
-# wait_until SECONDS CMD... - poll CMD every 0.1 s; true once it succeeds.
-wait_until() {
-	local limit=$1 end
-	shift
-	end=$(($(ms) + limit * 1000))
-	while [ "$(ms)" -le "$end" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # ls_has DIR NAME - DIR lists NAME.
 ls_has() { timeout 5 ls -1 "$1" 2>/dev/null | grep -qx "$2"; }
 ls_lacks() { ! ls_has "$@"; }
@@ -75,24 +63,12 @@ listed() { "$BFS" --home "$1" buddy list 2>/dev/null | grep -E "^$2 " | grep -Eq
 start_daemon() {
 	"$BFS" --home "$1" mount "$2" -f -o bind=127.0.0.1,timeout=10 >>"$3" 2>&1 &
 	DPID=$!
-	wait_until 10 is_mounted "$2"
+	wait_for 10 is_mounted "$2"
 }
 
 # ---- the rendezvous on a random port ----
-DB=$(tmp_dir)
-for _ in 1 2 3 4 5; do
-	PORT=$((20000 + RANDOM % 20000))
-	"$RDV" --listen "127.0.0.1:$PORT" --db "$DB" >"$LIB_TMP/rdv.out" 2>"$LIB_TMP/rdv.err" &
-	SPID=$!
-	for _ in $(seq 50); do
-		grep -q '^listening on' "$LIB_TMP/rdv.out" && break
-		kill -0 "$SPID" 2>/dev/null || break
-		sleep 0.1
-	done
-	grep -q '^listening on' "$LIB_TMP/rdv.out" && break
-	SPID=
-done
-[ -n "$SPID" ] || { fail net_rendezvous_start "$(cat "$LIB_TMP/rdv.err")"; finish; }
+start_rendezvous net_rendezvous_start
+PORT=$RDV_PORT
 
 check_out net_init_alice '^registered alice at 127\.0\.0\.1:' "$BFS" --home "$A" init alice --rendezvous "127.0.0.1:$PORT"
 check_out net_init_bob '^registered bob at 127\.0\.0\.1:' "$BFS" --home "$B" init bob --rendezvous "127.0.0.1:$PORT"
@@ -104,7 +80,7 @@ check_out net_alice_adds_bob "^added bob $ID_B" "$BFS" --home "$A" buddy add bob
 if start_daemon "$A" "$MA" "$LIB_TMP/a.log"; then APID=$DPID; pass net_mount_alice; else APID=$DPID; fail net_mount_alice "$(tail -n 3 "$LIB_TMP/a.log")"; finish; fi
 if start_daemon "$B" "$MB" "$LIB_TMP/b.log"; then BPID=$DPID; pass net_mount_bob; else BPID=$DPID; fail net_mount_bob "$(tail -n 3 "$LIB_TMP/b.log")"; finish; fi
 
-if wait_until 5 listed "$A" bob ' online '; then
+if wait_for 5 listed "$A" bob ' online '; then
 	pass net_presence_before_mutual
 else
 	fail net_presence_before_mutual "alice's buddy list: $("$BFS" --home "$A" buddy list 2>&1 | tail -n 1)"
@@ -127,13 +103,13 @@ check_out net_list_pending "^bob +$ID_B +pending " "$BFS" --home "$A" buddy list
 # ---- bob adds alice: both directories appear within 5 s ----
 t=$(ms)
 check_out net_bob_adds_alice "^added alice $ID_A" "$BFS" --home "$B" buddy add alice
-if wait_until 5 ls_has "$MA" bob && wait_until 1 ls_has "$MB" alice; then
+if wait_for 5 ls_has "$MA" bob && wait_for 1 ls_has "$MB" alice; then
 	pass net_shown_when_mutual_5s
 	note "both directories listed $(($(ms) - t)) ms after the second buddy add"
 else
 	fail net_shown_when_mutual_5s "alice sees: $(ls "$MA" 2>&1 | tr '\n' ' '); bob sees: $(ls "$MB" 2>&1 | tr '\n' ' ')"
 fi
-if wait_until 5 listed "$A" bob "^bob +$ID_B +mutual +online +127\.0\.0\.1:[0-9]+ +direct$"; then
+if wait_for 5 listed "$A" bob "^bob +$ID_B +mutual +online +127\.0\.0\.1:[0-9]+ +direct$"; then
 	pass net_list_online_direct
 else
 	fail net_list_online_direct "$("$BFS" --home "$A" buddy list 2>&1 | tail -n 1)"
@@ -152,12 +128,12 @@ else
 	sum_is() { [ "$(timeout 30 sha256sum <"$1" 2>/dev/null | cut -d' ' -f1)" = "$2" ]; }
 	check net_cp_alice_to_bob timeout 30 cp "$LIB_TMP/a2b.bin" "$MA/bob/a2b.bin"
 	check net_cp_bob_to_alice timeout 30 cp "$LIB_TMP/b2a.bin" "$MB/alice/b2a.bin"
-	if wait_until 20 ls_has "$MB/alice" a2b.bin && wait_until 30 sum_is "$MB/alice/a2b.bin" "$SUM_A2B"; then
+	if wait_for 20 ls_has "$MB/alice" a2b.bin && wait_for 30 sum_is "$MB/alice/a2b.bin" "$SUM_A2B"; then
 		pass net_cp_alice_to_bob_sha256
 	else
 		fail net_cp_alice_to_bob_sha256 "bob sees: $(ls -l "$MB/alice" 2>&1 | tr '\n' ' ')"
 	fi
-	if wait_until 20 ls_has "$MA/bob" b2a.bin && wait_until 30 sum_is "$MA/bob/b2a.bin" "$SUM_B2A"; then
+	if wait_for 20 ls_has "$MA/bob" b2a.bin && wait_for 30 sum_is "$MA/bob/b2a.bin" "$SUM_B2A"; then
 		pass net_cp_bob_to_alice_sha256
 	else
 		fail net_cp_bob_to_alice_sha256 "alice sees: $(ls -l "$MA/bob" 2>&1 | tr '\n' ' ')"
@@ -170,7 +146,7 @@ t=$(ms)
 kill -9 "$BPID"
 wait "$BPID" 2>/dev/null
 BPID=
-if wait_until 5 ls_lacks "$MA" bob; then
+if wait_for 5 ls_lacks "$MA" bob; then
 	pass net_gone_5s_after_kill9
 	note "bob's directory gone $(($(ms) - t)) ms after the kill -9"
 else
@@ -178,13 +154,13 @@ else
 fi
 t=$(ms)
 if start_daemon "$B" "$MB" "$LIB_TMP/b.log"; then BPID=$DPID; pass net_restart_bob; else BPID=$DPID; fail net_restart_bob "$(tail -n 3 "$LIB_TMP/b.log")"; fi
-if wait_until 10 ls_has "$MA" bob; then
+if wait_for 10 ls_has "$MA" bob; then
 	pass net_back_after_restart
 	note "bob's directory back $(($(ms) - t)) ms after the restart began"
 else
 	fail net_back_after_restart "alice does not list bob"
 fi
-if wait_until 5 listed "$A" bob ' online +127\.0\.0\.1:[0-9]+ +direct$'; then
+if wait_for 5 listed "$A" bob ' online +127\.0\.0\.1:[0-9]+ +direct$'; then
 	pass net_list_online_after_restart
 else
 	fail net_list_online_after_restart "$("$BFS" --home "$A" buddy list 2>&1 | tail -n 1)"
@@ -194,8 +170,8 @@ fi
 check net_umount_bob "$BFS" --home "$B" umount "$MB"
 wait "$BPID" 2>/dev/null
 BPID=
-if wait_until 3 listed "$A" bob ' offline '; then pass net_offline_after_umount; else fail net_offline_after_umount "$("$BFS" --home "$A" buddy list 2>&1 | tail -n 1)"; fi
-if wait_until 5 ls_lacks "$MA" bob; then pass net_gone_after_umount; else fail net_gone_after_umount "alice still lists bob"; fi
+if wait_for 3 listed "$A" bob ' offline '; then pass net_offline_after_umount; else fail net_offline_after_umount "$("$BFS" --home "$A" buddy list 2>&1 | tail -n 1)"; fi
+if wait_for 5 ls_lacks "$MA" bob; then pass net_gone_after_umount; else fail net_gone_after_umount "alice still lists bob"; fi
 check net_umount_alice "$BFS" --home "$A" umount "$MA"
 wait "$APID" 2>/dev/null
 APID=

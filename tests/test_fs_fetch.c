@@ -37,6 +37,7 @@
 #include "buddyfs/loop.h"
 #include "buddyfs/manifest.h"
 #include "buddyfs/store.h"
+#include "fs_mount.h"
 #include "t.h"
 
 #define BLOCK MANIFEST_BLOCK_BYTES
@@ -61,13 +62,7 @@ struct want_rec {
 };
 
 struct env {
-	char home[40], bob_home[64], mnt[64];
-	struct identity *me, *bob;
-	struct store *s;
-	struct loop *loop;
-	struct fs *fs;
-	int cmd[2];
-	pthread_t th;
+	struct tmount m;
 	struct tfile files[MAX_FILES];
 	size_t n_files;
 	/* the fake fetcher's record: loop thread writes, test thread reads under mu */
@@ -112,7 +107,7 @@ static void on_loop(void (*fn)(void *arg), void *arg)
 	struct call c = { .fn = fn, .arg = arg }, *p = &c;
 
 	sem_init(&c.done, 0, 0);
-	if (write(E.cmd[1], &p, sizeof(p)) != (ssize_t)sizeof(p))
+	if (write(E.m.cmd[1], &p, sizeof(p)) != (ssize_t)sizeof(p))
 		abort();
 	while (sem_wait(&c.done) != 0)
 		;
@@ -122,14 +117,7 @@ static void on_loop(void (*fn)(void *arg), void *arg)
 static void stop_loop(void *arg)
 {
 	(void)arg;
-	loop_stop(E.loop);
-}
-
-static void *loop_thread(void *arg)
-{
-	(void)arg;
-	loop_run(E.loop);
-	return NULL;
+	loop_stop(E.m.loop);
 }
 
 /* ---- the fake fetcher ---- */
@@ -164,7 +152,7 @@ static void on_answer(struct loop *loop, struct loop_timer *t, void *ctx)
 	(void)t;
 	if (a->err == 0) {
 		data = find_block(a->hash, &len);
-		if (!data || store_block_cache_put(E.s, NULL, a->hash, data, len) != 0)
+		if (!data || store_block_cache_put(E.m.s, NULL, a->hash, data, len) != 0)
 			a->err = -EIO;
 	}
 	pthread_mutex_lock(&E.mu);
@@ -174,7 +162,7 @@ static void on_answer(struct loop *loop, struct loop_timer *t, void *ctx)
 			break;
 		}
 	pthread_mutex_unlock(&E.mu);
-	fs_block_arrived(E.fs, a->hash, a->err);
+	fs_block_arrived(E.m.fs, a->hash, a->err);
 	free(a);
 }
 
@@ -213,14 +201,14 @@ static int fake_fetch(void *ctx, const struct xfer_want *w)
 		return -ENOMEM;
 	memcpy(a->hash, w->hash, 32);
 	a->err = strncmp(w->path, "fail", 4) == 0 ? -EIO : 0;
-	return loop_timer_add(E.loop, (uint64_t)E.delay_ms * LOOP_NS_PER_MS, on_answer, a, NULL);
+	return loop_timer_add(E.m.loop, (uint64_t)E.delay_ms * LOOP_NS_PER_MS, on_answer, a, NULL);
 }
 
 static void fake_published(void *ctx, const uint8_t buddy[32], const char *path)
 {
 	(void)ctx;
 	pthread_mutex_lock(&E.mu);
-	if (memcmp(buddy, E.bob->peer_id, 32) != 0)
+	if (memcmp(buddy, E.m.bob->peer_id, 32) != 0)
 		E.pub_wrong_buddy = true;
 	if (E.n_pubs < MAX_PUBS)
 		snprintf(E.pubs[E.n_pubs++], sizeof(E.pubs[0]), "%s", path);
@@ -317,46 +305,46 @@ static int add_file(const char *name, size_t len, uint8_t salt, bool cached)
 	if (!f->data)
 		return -ENOMEM;
 	randombytes_buf_deterministic(f->data, len, (const uint8_t[32]){ salt });
-	snprintf(src, sizeof(src), "%s/src.bin", E.home);
+	snprintf(src, sizeof(src), "%s/src.bin", E.m.home);
 	fd = open(src, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || write(fd, f->data, len) != (ssize_t)len)
 		return -EIO;
-	rc = manifest_build(&f->m, fd, E.bob->peer_id, NULL);
+	rc = manifest_build(&f->m, fd, E.m.bob->peer_id, NULL);
 	close(fd);
 	unlink(src);
 	if (rc == 0)
-		rc = manifest_sign(f->m, E.bob->secret_key);
+		rc = manifest_sign(f->m, E.m.bob->secret_key);
 	memset(&e, 0, sizeof(e));
 	if (rc == 0)
 		rc = manifest_hash(f->m, e.manifest);
 	if (rc == 0)
 		rc = manifest_bytes(f->m, &bytes, &blen);
 	if (rc == 0)
-		rc = store_manifest_put(E.s, NULL, e.manifest, bytes, blen);
+		rc = store_manifest_put(E.m.s, NULL, e.manifest, bytes, blen);
 	for (uint32_t i = 0; rc == 0 && cached && i < manifest_block_count(f->m); i++) {
 		struct manifest_block b;
 
 		rc = manifest_block(f->m, i, &b);
 		if (rc == 0)
-			rc = store_block_cache_put(E.s, NULL, b.hash, f->data + b.offset, b.len);
+			rc = store_block_cache_put(E.m.s, NULL, b.hash, f->data + b.offset, b.len);
 	}
-	memcpy(e.buddy, E.bob->peer_id, STORE_PEER_ID_BYTES);
+	memcpy(e.buddy, E.m.bob->peer_id, STORE_PEER_ID_BYTES);
 	snprintf(e.path, sizeof(e.path), "%s", name);
 	e.type = STORE_ENTRY_FILE;
 	e.mode = 0644;
 	e.size = len;
 	e.mtime_ns = 1000000000;
-	memcpy(e.owner, E.bob->peer_id, STORE_PEER_ID_BYTES);
+	memcpy(e.owner, E.m.bob->peer_id, STORE_PEER_ID_BYTES);
 	e.version = 1;
 	{
 		struct store_entry *old = malloc(sizeof(*old));
 
-		if (old && store_entry_get(E.s, NULL, e.buddy, name, old) == 0)
+		if (old && store_entry_get(E.m.s, NULL, e.buddy, name, old) == 0)
 			e.version = old->version + 1;
 		free(old);
 	}
 	if (rc == 0)
-		rc = store_entry_put(E.s, NULL, &e);
+		rc = store_entry_put(E.m.s, NULL, &e);
 	E.n_files++;
 	return rc;
 }
@@ -371,7 +359,7 @@ static const struct tfile *tfile(const char *name)
 
 static void mnt_path(char *out, size_t cap, const char *name)
 {
-	snprintf(out, cap, "%s/bob/%s", E.mnt, name);
+	snprintf(out, cap, "%s/bob/%s", E.m.mnt, name);
 }
 
 /* read_all - the whole file through the mount; bytes or -errno. */
@@ -398,26 +386,10 @@ static long read_all(const char *name, uint8_t *buf, size_t cap)
 
 T_CASE(setup)
 {
-	struct store_peer p;
 	struct fs_params fp = { 0 };
 
 	pthread_mutex_init(&E.mu, NULL);
-	snprintf(E.home, sizeof(E.home), "/tmp/test_fs_fetch.XXXXXX");
-	T_CHECK(mkdtemp(E.home) != NULL);
-	snprintf(E.bob_home, sizeof(E.bob_home), "%s/bob", E.home);
-	snprintf(E.mnt, sizeof(E.mnt), "%s/mnt", E.home);
-	T_CHECK_EQ_INT(identity_create(&E.me, E.home, "alice", "", 0), 0);
-	T_CHECK_EQ_INT(mkdir(E.mnt, 0700), 0);
-	T_CHECK_EQ_INT(identity_create(&E.bob, E.bob_home, "bob", "", 0), 0);
-	T_CHECK_EQ_INT(store_open(&E.s, E.home, 0), 0);
-	memset(&p, 0, sizeof(p));
-	memcpy(p.id, E.bob->peer_id, sizeof(p.id));
-	snprintf(p.name, sizeof(p.name), "bob");
-	memcpy(p.cert, E.bob->cert, IDENTITY_CERT_BYTES);
-	p.cert_len = IDENTITY_CERT_BYTES;
-	p.buddy = STORE_BUDDY_ADDED;
-	p.mutual = true;
-	T_CHECK_EQ_INT(store_peer_put(E.s, &p), 0);
+	T_CHECK_EQ_INT(tmount_open(&E.m, "test_fs_fetch"), 0);
 	T_CHECK_EQ_INT(add_file("small.bin", 3 * BLOCK + 1234, 1, false), 0);
 	T_CHECK_EQ_INT(add_file("twin1.bin", BLOCK + 77, 2, false), 0);
 	T_CHECK_EQ_INT(add_file("twin2.bin", BLOCK + 77, 2, false), 0); /* same bytes, same blocks */
@@ -432,20 +404,10 @@ T_CASE(setup)
 	T_CHECK_EQ_INT(add_file("changing.bin", 2 * BLOCK, 7, false), 0);
 	E.delay_ms = 50;
 
-	T_CHECK_EQ_INT(loop_new(&E.loop), 0);
-	T_CHECK_EQ_INT(pipe(E.cmd), 0);
-	T_CHECK_EQ_INT(loop_fd_add(E.loop, E.cmd[0], LOOP_IN, on_cmd, NULL, NULL), 0);
-	fp.home = E.home;
-	fp.loop = E.loop;
-	fp.store = E.s;
-	fp.id = E.me;
 	fp.fetch = fake_fetch;
 	fp.published = fake_published;
 	fp.timeout_s = 1;
-	T_CHECK_EQ_INT(fs_new(&E.fs, &fp), 0);
-	fs_buddy_set_online(E.fs, E.bob->peer_id, true);
-	T_CHECK_EQ_INT(fs_mount(E.fs, E.mnt, E.home), 0);
-	T_CHECK_EQ_INT(pthread_create(&E.th, NULL, loop_thread, NULL), 0);
+	T_CHECK_EQ_INT(tmount_start(&E.m, &fp, on_cmd), 0);
 }
 
 /* kernel_readahead_kb - the read-ahead of our mount in sysfs, or -1. */
@@ -459,7 +421,7 @@ static long kernel_readahead_kb(void)
 		return -1;
 	dev[0] = '\0';
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%*u %*u %31s %*s %511s", dev, point) == 2 && strcmp(point, E.mnt) == 0)
+		if (sscanf(line, "%*u %*u %31s %*s %511s", dev, point) == 2 && strcmp(point, E.m.mnt) == 0)
 			break;
 	fclose(f);
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
@@ -475,7 +437,7 @@ T_CASE(kernel_readahead_raised)
 {
 	struct stat st;
 
-	T_CHECK_EQ_INT(stat(E.mnt, &st), 0); /* the INIT exchange is done */
+	T_CHECK_EQ_INT(stat(E.m.mnt, &st), 0); /* the INIT exchange is done */
 	if (access("/sys/class/bdi", W_OK) != 0) {
 		printf("# kernel_readahead_raised: /sys/class/bdi is read-only here, not checked\n");
 		return;
@@ -502,7 +464,7 @@ T_CASE(read_waits_then_completes)
 	pthread_mutex_lock(&E.mu);
 	w = E.wants[0];
 	pthread_mutex_unlock(&E.mu);
-	T_CHECK_MEM(w.owner, E.bob->peer_id, 32);
+	T_CHECK_MEM(w.owner, E.m.bob->peer_id, 32);
 	{
 		uint8_t h[32];
 
@@ -639,7 +601,7 @@ static void change_file(void *arg)
 	struct change *c = arg;
 
 	if (add_file(c->name, c->len, c->salt, true) == 0)
-		fs_entry_changed(E.fs, E.bob->peer_id, c->name);
+		fs_entry_changed(E.m.fs, E.m.bob->peer_id, c->name);
 }
 
 struct late_change {
@@ -852,38 +814,29 @@ T_CASE(teardown)
 {
 	struct direct_reader r = { .name = "never3.bin" };
 	pthread_t th;
-	char cmd[128];
 
 	/* a read waiting for blocks when the fs goes away: EIO, nothing leaks */
 	T_CHECK_EQ_INT(pthread_create(&th, NULL, direct_main, &r), 0);
 	for (int i = 0; i < 300 && wants_of("never3.bin", NULL) == 0; i++)
 		usleep(1000);
 	on_loop(stop_loop, NULL);
-	pthread_join(E.th, NULL);
-	fs_free(E.fs);
+	pthread_join(E.m.th, NULL);
+	fs_free(E.m.fs);
+	E.m.fs = NULL;
 	pthread_join(th, NULL);
 	T_CHECK(r.got < 0);
-	loop_free(E.loop);
-	close(E.cmd[0]);
-	close(E.cmd[1]);
-	store_close(E.s);
-	identity_free(E.me);
-	identity_free(E.bob);
 	for (size_t f = 0; f < E.n_files; f++) {
 		free(E.files[f].data);
 		manifest_free(E.files[f].m);
 	}
 	pthread_mutex_destroy(&E.mu);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", E.home);
-	T_CHECK(system(cmd) == 0);
+	T_CHECK(tmount_close(&E.m));
 }
 
 int main(void)
 {
-	if (getuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
-		printf("# test_fs_fetch skipped: needs root and /dev/fuse\n");
+	if (!tmount_can_run("test_fs_fetch"))
 		return 0;
-	}
 	T_RUN(setup);
 	if (t_failed)
 		return t_done();

@@ -26,18 +26,14 @@
 #include "buddyfs/loop.h"
 #include "buddyfs/manifest.h"
 #include "buddyfs/store.h"
+#include "fs_mount.h"
 #include "t.h"
 
 #define FILE_BYTES (600 * 1024 + 123) /* three blocks, the last one short */
 
 struct env {
-	char home[40], bob_home[64], mnt[64], src[64];
-	struct identity *me, *bob;
-	struct store *s;
-	struct loop *loop;
-	struct fs *fs;
-	int cmd[2];
-	pthread_t th;
+	struct tmount m;
+	char src[64];
 	uint8_t *data;
 };
 
@@ -57,20 +53,13 @@ static void on_cmd(struct loop *loop, struct loop_fd *h, int fd, uint32_t events
 	if (c == CMD_STOP)
 		loop_stop(loop);
 	else if (c == CMD_BOB_OFFLINE)
-		fs_buddy_set_online(E.fs, E.bob->peer_id, false);
-}
-
-static void *loop_thread(void *arg)
-{
-	(void)arg;
-	loop_run(E.loop);
-	return NULL;
+		fs_buddy_set_online(E.m.fs, E.m.bob->peer_id, false);
 }
 
 /* send_cmd - ask the loop thread for @c and give it a moment to run it. */
 static void send_cmd(uint8_t c)
 {
-	if (write(E.cmd[1], &c, 1) != 1)
+	if (write(E.m.cmd[1], &c, 1) != 1)
 		abort();
 	usleep(100 * 1000);
 }
@@ -99,7 +88,7 @@ static int put_file(const char *name, const struct identity *signer, bool skip_m
 		free(data);
 		return -EIO;
 	}
-	rc = manifest_build(&m, fd, E.bob->peer_id, NULL);
+	rc = manifest_build(&m, fd, E.m.bob->peer_id, NULL);
 	close(fd);
 	if (rc == 0)
 		rc = manifest_sign(m, signer->secret_key);
@@ -109,25 +98,25 @@ static int put_file(const char *name, const struct identity *signer, bool skip_m
 	if (rc == 0)
 		rc = manifest_bytes(m, &bytes, &len);
 	if (rc == 0)
-		rc = store_manifest_put(E.s, NULL, e.manifest, bytes, len);
+		rc = store_manifest_put(E.m.s, NULL, e.manifest, bytes, len);
 	for (uint32_t i = 0; rc == 0 && i < manifest_block_count(m); i++) {
 		struct manifest_block b;
 
 		rc = manifest_block(m, i, &b);
 		if (rc == 0 && !(skip_middle && i == 1))
-			rc = store_block_cache_put(E.s, NULL, b.hash, data + b.offset, b.len);
+			rc = store_block_cache_put(E.m.s, NULL, b.hash, data + b.offset, b.len);
 	}
 	free(data);
-	memcpy(e.buddy, E.bob->peer_id, STORE_PEER_ID_BYTES);
+	memcpy(e.buddy, E.m.bob->peer_id, STORE_PEER_ID_BYTES);
 	snprintf(e.path, sizeof(e.path), "%s", name);
 	e.type = STORE_ENTRY_FILE;
 	e.mode = 0644;
 	e.size = FILE_BYTES;
 	e.mtime_ns = 1000000000;
-	memcpy(e.owner, E.bob->peer_id, STORE_PEER_ID_BYTES);
+	memcpy(e.owner, E.m.bob->peer_id, STORE_PEER_ID_BYTES);
 	e.version = 1;
 	if (rc == 0)
-		rc = store_entry_put(E.s, NULL, &e);
+		rc = store_entry_put(E.m.s, NULL, &e);
 	manifest_free(m);
 	return rc;
 }
@@ -151,46 +140,20 @@ static long slurp(const char *path, uint8_t *buf)
 
 T_CASE(setup)
 {
-	struct store_peer p;
 	struct fs_params fp = { 0 };
 
-	snprintf(E.home, sizeof(E.home), "/tmp/test_fs_remote.XXXXXX");
-	T_CHECK(mkdtemp(E.home) != NULL);
-	snprintf(E.bob_home, sizeof(E.bob_home), "%s/bob", E.home);
-	snprintf(E.mnt, sizeof(E.mnt), "%s/mnt", E.home);
-	snprintf(E.src, sizeof(E.src), "%s/src.bin", E.home);
-	T_CHECK_EQ_INT(identity_create(&E.me, E.home, "alice", "", 0), 0);
-	T_CHECK_EQ_INT(mkdir(E.mnt, 0700), 0);
-	T_CHECK_EQ_INT(identity_create(&E.bob, E.bob_home, "bob", "", 0), 0);
+	T_CHECK_EQ_INT(tmount_open(&E.m, "test_fs_remote"), 0);
+	snprintf(E.src, sizeof(E.src), "%s/src.bin", E.m.home);
 	E.data = malloc(FILE_BYTES + 1);
 	T_CHECK(E.data != NULL);
 	randombytes_buf(E.data, FILE_BYTES);
 
-	T_CHECK_EQ_INT(store_open(&E.s, E.home, 0), 0);
-	memset(&p, 0, sizeof(p));
-	memcpy(p.id, E.bob->peer_id, sizeof(p.id));
-	snprintf(p.name, sizeof(p.name), "bob");
-	memcpy(p.cert, E.bob->cert, IDENTITY_CERT_BYTES);
-	p.cert_len = IDENTITY_CERT_BYTES;
-	p.buddy = STORE_BUDDY_ADDED;
-	p.mutual = true;
-	T_CHECK_EQ_INT(store_peer_put(E.s, &p), 0);
-	T_CHECK_EQ_INT(put_file("photo.bin", E.bob, false, 0), 0);
-	T_CHECK_EQ_INT(put_file("holey.bin", E.bob, true, 0x5a), 0);
-	T_CHECK_EQ_INT(put_file("forged.bin", E.me, false, 0xa5), 0); /* owner bob, signed by alice */
-	T_CHECK_EQ_INT(put_file("lost.bin", E.bob, false, 0x33), 0);
+	T_CHECK_EQ_INT(put_file("photo.bin", E.m.bob, false, 0), 0);
+	T_CHECK_EQ_INT(put_file("holey.bin", E.m.bob, true, 0x5a), 0);
+	T_CHECK_EQ_INT(put_file("forged.bin", E.m.me, false, 0xa5), 0); /* owner bob, signed by alice */
+	T_CHECK_EQ_INT(put_file("lost.bin", E.m.bob, false, 0x33), 0);
 
-	T_CHECK_EQ_INT(loop_new(&E.loop), 0);
-	T_CHECK_EQ_INT(pipe(E.cmd), 0);
-	T_CHECK_EQ_INT(loop_fd_add(E.loop, E.cmd[0], LOOP_IN, on_cmd, NULL, NULL), 0);
-	fp.home = E.home;
-	fp.loop = E.loop;
-	fp.store = E.s;
-	fp.id = E.me;
-	T_CHECK_EQ_INT(fs_new(&E.fs, &fp), 0);
-	fs_buddy_set_online(E.fs, E.bob->peer_id, true);
-	T_CHECK_EQ_INT(fs_mount(E.fs, E.mnt, E.home), 0);
-	T_CHECK_EQ_INT(pthread_create(&E.th, NULL, loop_thread, NULL), 0);
+	T_CHECK_EQ_INT(tmount_start(&E.m, &fp, on_cmd), 0);
 }
 
 T_CASE(root_lists_online_buddy)
@@ -199,7 +162,7 @@ T_CASE(root_lists_online_buddy)
 	struct dirent *de;
 	int n = 0, bob = 0;
 
-	d = opendir(E.mnt);
+	d = opendir(E.m.mnt);
 	T_CHECK(d != NULL);
 	while ((de = readdir(d)) != NULL) {
 		n++;
@@ -218,7 +181,7 @@ T_CASE(buddy_file_reads_from_cached_blocks)
 	long got;
 
 	T_CHECK(buf != NULL);
-	snprintf(path, sizeof(path), "%s/bob/photo.bin", E.mnt);
+	snprintf(path, sizeof(path), "%s/bob/photo.bin", E.m.mnt);
 	T_CHECK_EQ_INT(stat(path, &st), 0);
 	T_CHECK_EQ_INT(st.st_size, FILE_BYTES);
 	got = slurp(path, buf);
@@ -234,7 +197,7 @@ T_CASE(missing_block_is_eio)
 	int fd;
 
 	T_CHECK(buf != NULL);
-	snprintf(path, sizeof(path), "%s/bob/holey.bin", E.mnt);
+	snprintf(path, sizeof(path), "%s/bob/holey.bin", E.m.mnt);
 	fd = open(path, O_RDONLY);
 	T_CHECK(fd >= 0);
 	T_CHECK(pread(fd, buf, 4096, 0) == 4096); /* block 0 is here */
@@ -259,9 +222,9 @@ T_CASE(lost_cache_file_is_eio)
 	crypto_generichash(h, sizeof(h), blk, MANIFEST_BLOCK_BYTES, NULL, 0);
 	free(blk);
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	snprintf(path, sizeof(path), "%s/%s/%.2s/%s", E.home, STORE_CACHE_DIR, hex, hex);
+	snprintf(path, sizeof(path), "%s/%s/%.2s/%s", E.m.home, STORE_CACHE_DIR, hex, hex);
 	T_CHECK_EQ_INT(unlink(path), 0); /* block 1's bytes are gone, its record stays */
-	snprintf(path, sizeof(path), "%s/bob/lost.bin", E.mnt);
+	snprintf(path, sizeof(path), "%s/bob/lost.bin", E.m.mnt);
 	fd = open(path, O_RDONLY);
 	T_CHECK(fd >= 0);
 	T_CHECK(pread(fd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
@@ -278,7 +241,7 @@ T_CASE(forged_manifest_refused)
 	uint8_t *buf = malloc(FILE_BYTES + 1);
 
 	T_CHECK(buf != NULL);
-	snprintf(path, sizeof(path), "%s/bob/forged.bin", E.mnt);
+	snprintf(path, sizeof(path), "%s/bob/forged.bin", E.m.mnt);
 	T_CHECK_EQ_INT(slurp(path, buf), -EIO);
 	free(buf);
 }
@@ -291,7 +254,7 @@ T_CASE(copy_of_buddy_file_is_published)
 
 	T_CHECK(buf != NULL);
 	/* appending to a buddy's file stages a copy of its blocks */
-	snprintf(src, sizeof(src), "%s/bob/photo.bin", E.mnt);
+	snprintf(src, sizeof(src), "%s/bob/photo.bin", E.m.mnt);
 	fd = open(src, O_WRONLY | O_APPEND);
 	T_CHECK(fd >= 0);
 	T_CHECK(write(fd, "!", 1) == 1);
@@ -300,7 +263,7 @@ T_CASE(copy_of_buddy_file_is_published)
 	T_CHECK_EQ_INT(slurp(src, buf), FILE_BYTES + 1);
 	T_CHECK_MEM(buf, E.data, FILE_BYTES);
 	T_CHECK_EQ_INT(buf[FILE_BYTES], '!');
-	snprintf(dst, sizeof(dst), "%s/bob/holey.bin", E.mnt);
+	snprintf(dst, sizeof(dst), "%s/bob/holey.bin", E.m.mnt);
 	T_CHECK(open(dst, O_WRONLY) < 0 && errno == EIO); /* its blocks are not all here */
 	free(buf);
 }
@@ -311,34 +274,22 @@ T_CASE(offline_buddy_leaves_root)
 	struct stat st;
 
 	send_cmd(CMD_BOB_OFFLINE);
-	snprintf(path, sizeof(path), "%s/bob", E.mnt);
+	snprintf(path, sizeof(path), "%s/bob", E.m.mnt);
 	T_CHECK(stat(path, &st) < 0 && errno == ENOENT);
 }
 
 T_CASE(teardown)
 {
-	char cmd[128];
-
 	send_cmd(CMD_STOP);
-	pthread_join(E.th, NULL);
-	fs_free(E.fs);
-	loop_free(E.loop);
-	close(E.cmd[0]);
-	close(E.cmd[1]);
-	store_close(E.s);
-	identity_free(E.me);
-	identity_free(E.bob);
+	pthread_join(E.m.th, NULL);
 	free(E.data);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", E.home);
-	T_CHECK(system(cmd) == 0);
+	T_CHECK(tmount_close(&E.m));
 }
 
 int main(void)
 {
-	if (getuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
-		printf("# test_fs_remote skipped: needs root and /dev/fuse\n");
+	if (!tmount_can_run("test_fs_remote"))
 		return 0;
-	}
 	T_RUN(setup);
 	if (t_failed)
 		return t_done();

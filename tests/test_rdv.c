@@ -11,7 +11,6 @@
  * (they are committed in groups, each before its answers go out).
  */
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include <sodium.h>
 
 #include "t.h"
+#include "pair.h"
 #include "buddyfs/err.h"
 #include "buddyfs/identity.h"
 #include "buddyfs/loop.h"
@@ -69,19 +69,6 @@ static bool unpinned;              /* next tc_start selects the server by name *
 static struct rdv_rate reg_rate;   /* when burst is not 0: the REGISTER bucket */
 static bool slow_rtmfp;            /* next tc_start: default RTMFP timers (30 s limit) */
 static uint64_t probe_ns;          /* next tc_start: probe interval and timeout (0: default) */
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static uint16_t port_of(const struct sockaddr_storage *a)
 {
@@ -180,17 +167,6 @@ static void cb_send_closed(void *ctx, struct rtmfp_send *f, int err)
 	rdv_client_on_send_closed(t->c, f, err);
 }
 
-static struct rtmfp_params fast_params(void)
-{
-	struct rtmfp_params p;
-
-	rtmfp_params_default(&p);
-	p.keepalive_ns = SEC / 2;
-	p.retransmit_limit_ns = 2 * SEC;
-	p.open_timeout_ns = 3 * SEC;
-	return p;
-}
-
 static int tc_start(struct tc *t, const char *label, const char *name, struct identity *signer)
 {
 	const struct rtmfp_callbacks cb = {
@@ -200,7 +176,7 @@ static int tc_start(struct tc *t, const char *label, const char *name, struct id
 		.send_closed = cb_send_closed,
 	};
 	struct rdv_client_config cfg;
-	struct rtmfp_params rp = fast_params();
+	struct rtmfp_params rp = pair_fast_params();
 	struct sockaddr_storage any;
 	int rc;
 
@@ -265,7 +241,7 @@ static void tc_free(struct tc *t)
 		identity_free(t->signer);
 	identity_free(t->id);
 	if (t->home[0])
-		rm_rf(t->home);
+		pair_rm_rf(t->home);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -312,7 +288,7 @@ static int server_start(void)
 	struct sockaddr_storage a;
 
 	rdv_server_params_default(&p);
-	p.rtmfp = fast_params();
+	p.rtmfp = pair_fast_params();
 	if (reg_rate.burst > 0)
 		p.reg = reg_rate;
 	if (srv_addr.ss_family == 0)
@@ -339,7 +315,7 @@ static void teardown(void)
 	srv = NULL;
 	loop_free(loop);
 	loop = NULL;
-	rm_rf(db_dir);
+	pair_rm_rf(db_dir);
 }
 
 /* ---- cases ---- */
@@ -380,7 +356,7 @@ T_CASE(register_lookup_taken_badsig)
 	/* carol signs with a key that is not her session's: bad signature */
 	T_CHECK(mkdtemp(home) != NULL);
 	T_CHECK(identity_create(&wrong, home, "mallory", "", 0) == 0);
-	rm_rf(home);
+	pair_rm_rf(home);
 	T_CHECK(tc_start(&c, "carol", "carol", wrong) == 0);
 	T_CHECK(run_until(cond_registered, &c, 5 * SEC));
 	T_CHECK_EQ_INT(c.reg_code, RDV_ERR_BADSIG);
@@ -623,7 +599,7 @@ T_CASE(malformed_closes_only_that_session)
 	struct rtmfp_send *f;
 	struct sockaddr_storage any;
 	uint8_t sk[64], pk[32], epd[RTMFP_CRYPTO_SODIUM_EPD_PEER_ID_BYTES], id[32];
-	struct rtmfp_params rp = fast_params();
+	struct rtmfp_params rp = pair_fast_params();
 	struct rdv_server_stats st;
 
 	T_CHECK(setup() == 0);
@@ -707,7 +683,7 @@ static void server_child(int fd)
 	struct rdv_server *s = NULL;
 
 	rdv_server_params_default(&p);
-	p.rtmfp = fast_params();
+	p.rtmfp = pair_fast_params();
 	p.reg = (struct rdv_rate){ 1e6, 1e6 }; /* every client has the same IP */
 	udp_addr_parse(&addr, "127.0.0.1:0", 0);
 	if (loop_new(&l) != 0 || rdv_server_new(&s, l, db_dir, &addr, &p) != 0 ||

@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,14 +23,13 @@
 #include <sodium.h>
 
 #include "t.h"
+#include "pair.h"
 #include "buddyfs/buf.h"
 #include "buddyfs/err.h"
 #include "buddyfs/identity.h"
 #include "buddyfs/log.h"
 #include "buddyfs/loop.h"
 #include "buddyfs/manifest.h"
-#include "buddyfs/rtmfp_crypto.h"
-#include "buddyfs/rtmfp_crypto_sodium.h"
 #include "buddyfs/rtmfp_posix.h"
 #include "buddyfs/store.h"
 #include "buddyfs/sync.h"
@@ -46,13 +44,8 @@
 
 struct node {
 	const char *label;
-	char home[64];
-	struct identity *id;
-	struct rtmfp_crypto *crypto;
-	struct rtmfp_posix *px;
-	struct store *store;
+	struct pair_node pn;          /* home, identity, store, instance */
 	struct sync *sync;
-	struct sockaddr_storage bound;
 	struct rtmfp_send *out;       /* the last flow sync opened */
 	int ups, downs;               /* buddy_up events */
 	int changed;                  /* entry_changed events */
@@ -63,22 +56,6 @@ struct node {
 static struct loop *loop;
 static struct node nodes[MAX_NODES];
 static struct node *alice = &nodes[0], *bob = &nodes[1], *carol = &nodes[2];
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void wait_ns(uint64_t ns)
-{
-	uint64_t end = loop_clock_ns() + ns;
-
-	while (loop_clock_ns() < end)
-		loop_run_once(loop, 10 * MS);
-}
 
 /* WAIT - run the loop until @cond holds or @sec seconds pass. */
 #define WAIT(cond, sec)                                                       \
@@ -93,7 +70,7 @@ static void wait_ns(uint64_t ns)
 static struct node *node_of(const uint8_t *id)
 {
 	for (int i = 0; i < MAX_NODES; i++)
-		if (nodes[i].id && memcmp(nodes[i].id->peer_id, id, 32) == 0)
+		if (nodes[i].pn.id && memcmp(nodes[i].pn.id->peer_id, id, 32) == 0)
 			return &nodes[i];
 	return NULL;
 }
@@ -102,17 +79,14 @@ static int open_flow(void *ctx, const uint8_t peer_id[static STORE_PEER_ID_BYTES
 		     size_t meta_len, struct rtmfp_send **out)
 {
 	struct node *n = ctx, *far = node_of(peer_id);
-	uint8_t epd[RTMFP_CRYPTO_SODIUM_EPD_PEER_ID_BYTES];
 	int rc;
 
-	if (!far || !far->px || !n->px)
+	if (!far || !far->pn.px || !n->pn.px)
 		return -EHOSTUNREACH;
-	rtmfp_crypto_sodium_epd_peer_id(epd, peer_id);
-	rc = rtmfp_open_flow(rtmfp_posix_core(n->px), out, epd, sizeof(epd), meta, meta_len, &far->bound, 1,
-			     rtmfp_posix_now());
+	rc = pair_open_flow(&n->pn, &far->pn, peer_id, meta, meta_len, out);
 	if (rc == 0)
 		n->out = *out;
-	rtmfp_posix_kick(n->px);
+	rtmfp_posix_kick(n->pn.px);
 	return rc;
 }
 
@@ -140,86 +114,40 @@ static void ev_kick(void *ctx)
 {
 	struct node *n = ctx;
 
-	if (n->px)
-		rtmfp_posix_kick(n->px);
-}
-
-static void cb_session_opened(void *ctx, struct rtmfp_session *s)
-{
-	sync_on_session_opened(((struct node *)ctx)->sync, s);
-}
-
-static void cb_session_closed(void *ctx, struct rtmfp_session *s, int err)
-{
-	sync_on_session_closed(((struct node *)ctx)->sync, s, err);
-}
-
-static void cb_recv_flow(void *ctx, struct rtmfp_recv *f, const uint8_t *meta, size_t len, struct rtmfp_send *assoc)
-{
-	if (!sync_on_recv_flow(((struct node *)ctx)->sync, f, meta, len, assoc))
-		rtmfp_recv_close(f, rtmfp_posix_now());
-}
-
-static void cb_message(void *ctx, struct rtmfp_recv *f, const uint8_t *msg, size_t len)
-{
-	sync_on_message(((struct node *)ctx)->sync, f, msg, len);
-}
-
-static void cb_recv_closed(void *ctx, struct rtmfp_recv *f, int err)
-{
-	sync_on_recv_closed(((struct node *)ctx)->sync, f, err);
-}
-
-static void cb_writable(void *ctx, struct rtmfp_send *f)
-{
-	sync_on_writable(((struct node *)ctx)->sync, f);
-}
-
-static void cb_send_closed(void *ctx, struct rtmfp_send *f, int err)
-{
-	sync_on_send_closed(((struct node *)ctx)->sync, f, err);
+	if (n->pn.px)
+		rtmfp_posix_kick(n->pn.px);
 }
 
 /* node_run - the instance and sync of @n (its identity and store stay). */
 static int node_run(struct node *n)
 {
 	const struct rtmfp_callbacks cb = {
-		.session_opened = cb_session_opened,
-		.session_closed = cb_session_closed,
-		.recv_flow = cb_recv_flow,
-		.message = cb_message,
-		.recv_closed = cb_recv_closed,
-		.writable = cb_writable,
-		.send_closed = cb_send_closed,
+		.session_opened = pair_sync_session_opened,
+		.session_closed = pair_sync_session_closed,
+		.recv_flow = pair_sync_recv_flow,
+		.message = pair_sync_message,
+		.recv_closed = pair_sync_recv_closed,
+		.writable = pair_sync_writable,
+		.send_closed = pair_sync_send_closed,
 	};
 	struct sync_params sp = {
-		.loop = loop, .store = n->store, .id = n->id, .open_flow = open_flow,
+		.loop = loop, .store = n->pn.store, .id = n->pn.id, .open_flow = open_flow,
 		.buddy_up = ev_buddy_up, .entry_changed = ev_changed, .kick = ev_kick, .ctx = n,
 		.heartbeat_ms = 200, .dead_ms = 800,
 	};
-	struct rtmfp_params rp;
-	struct sockaddr_storage any;
+	struct rtmfp_params rp = pair_fast_params();
 	int rc;
 
-	rtmfp_params_default(&rp);
-	rp.keepalive_ns = SEC / 2;
-	rp.retransmit_limit_ns = 2 * SEC;
-	rp.open_timeout_ns = 3 * SEC;
 	rc = sync_new(&n->sync, &sp);
 	if (rc)
 		return rc;
-	udp_addr_parse(&any, "127.0.0.1:0", 0);
-	rc = rtmfp_posix_new(&n->px, loop, n->crypto, &cb, n, &rp, &any);
-	if (rc)
-		return rc;
-	return udp_local(rtmfp_posix_udp(n->px), &n->bound);
+	return pair_node_listen(&n->pn, loop, &cb, &n->sync, &rp);
 }
 
 /* node_kill - the process vanishes without a word (kill -9). */
 static void node_kill(struct node *n)
 {
-	rtmfp_posix_free(n->px);
-	n->px = NULL;
+	pair_node_stop(&n->pn);
 	sync_free(n->sync);
 	n->sync = NULL;
 	n->out = NULL;
@@ -231,26 +159,17 @@ static int node_start(struct node *n, const char *label)
 
 	memset(n, 0, sizeof(*n));
 	n->label = label;
-	snprintf(n->home, sizeof(n->home), "/tmp/test_sync_%s.XXXXXX", label);
-	if (!mkdtemp(n->home))
-		return -errno;
-	rc = identity_create(&n->id, n->home, label, "", 0);
-	if (rc == 0)
-		rc = rtmfp_crypto_sodium_new(&n->crypto, n->id->secret_key, NULL, 0, 0);
-	if (rc == 0)
-		rc = store_open(&n->store, n->home, 0);
+	snprintf(n->pn.home, sizeof(n->pn.home), "/tmp/test_sync_%s.XXXXXX", label);
+	rc = pair_node_open(&n->pn, label);
 	return rc ? rc : node_run(n);
 }
 
 static void node_free(struct node *n)
 {
-	if (!n->id)
+	if (!n->pn.id)
 		return;
 	node_kill(n);
-	store_close(n->store);
-	rtmfp_crypto_free(n->crypto);
-	identity_free(n->id);
-	nftw(n->home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	pair_node_close(&n->pn);
 	memset(n, 0, sizeof(*n));
 }
 
@@ -263,20 +182,12 @@ static void free_all(void)
 /* add_buddy - @n adds @b (pinned certificate, as `buddy add` does). */
 static int add_buddy(struct node *n, const struct node *b, uint8_t state)
 {
-	struct store_peer p;
-
-	memset(&p, 0, sizeof(p));
-	memcpy(p.id, b->id->peer_id, 32);
-	snprintf(p.name, sizeof(p.name), "%s", b->label);
-	memcpy(p.cert, b->id->cert, IDENTITY_CERT_BYTES);
-	p.cert_len = IDENTITY_CERT_BYTES;
-	p.buddy = state;
-	return store_peer_put(n->store, &p);
+	return pair_add_buddy(&n->pn, &b->pn, b->label, state);
 }
 
 static bool up(const struct node *n, const struct node *b)
 {
-	return n->sync && sync_buddy_is_up(n->sync, b->id->peer_id);
+	return n->sync && sync_buddy_is_up(n->sync, b->pn.id->peer_id);
 }
 
 static struct sync_buddy_stats stats(const struct node *n, const struct node *b)
@@ -285,7 +196,7 @@ static struct sync_buddy_stats stats(const struct node *n, const struct node *b)
 
 	memset(&st, 0, sizeof(st));
 	if (n->sync)
-		sync_buddy_stats(n->sync, b->id->peer_id, &st);
+		sync_buddy_stats(n->sync, b->pn.id->peer_id, &st);
 	return st;
 }
 
@@ -296,8 +207,8 @@ static bool pair(void)
 		return false;
 	if (add_buddy(alice, bob, STORE_BUDDY_ADDED) || add_buddy(bob, alice, STORE_BUDDY_ADDED))
 		return false;
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	WAIT(up(alice, bob) && up(bob, alice), 5);
 	return up(alice, bob) && up(bob, alice);
 }
@@ -306,7 +217,7 @@ static bool pair(void)
 
 static int get_entry(const struct node *n, const struct node *b, const char *path, struct store_entry *e)
 {
-	return store_entry_get(n->store, NULL, b->id->peer_id, path, e);
+	return store_entry_get(n->pn.store, NULL, b->pn.id->peer_id, path, e);
 }
 
 /*
@@ -326,7 +237,7 @@ static int publish_base(struct node *n, struct node *b, const char *path, const 
 	size_t len;
 	int fd, rc;
 
-	snprintf(obj, sizeof(obj), "%s/obj%d", n->home, n->objects++);
+	snprintf(obj, sizeof(obj), "%s/obj%d", n->pn.home, n->objects++);
 	fd = open(obj, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -334,10 +245,10 @@ static int publish_base(struct node *n, struct node *b, const char *path, const 
 		close(fd);
 		return -EIO;
 	}
-	rc = manifest_build(&m, fd, n->id->peer_id, NULL);
+	rc = manifest_build(&m, fd, n->pn.id->peer_id, NULL);
 	close(fd);
 	if (rc == 0)
-		rc = manifest_sign(m, n->id->secret_key);
+		rc = manifest_sign(m, n->pn.id->secret_key);
 	if (rc == 0)
 		rc = manifest_bytes(m, &bytes, &len);
 	if (rc == 0)
@@ -345,30 +256,30 @@ static int publish_base(struct node *n, struct node *b, const char *path, const 
 	if (rc)
 		goto out;
 	memset(&e, 0, sizeof(e));
-	memcpy(e.buddy, b->id->peer_id, 32);
+	memcpy(e.buddy, b->pn.id->peer_id, 32);
 	snprintf(e.path, sizeof(e.path), "%s", path);
 	e.type = STORE_ENTRY_FILE;
 	e.mode = 0644;
 	e.size = strlen(content);
 	e.mtime_ns = mtime_ns ? mtime_ns : (int64_t)time(NULL) * 1000000000ll;
-	memcpy(e.owner, n->id->peer_id, 32);
+	memcpy(e.owner, n->pn.id->peer_id, 32);
 	e.version = get_entry(n, b, path, &old) == 0 ? old.version + 1 : 1;
 	e.has_base = true;
 	e.base = base >= 0 ? (uint64_t)base : e.version - 1;
 	memcpy(e.manifest, hash, 32);
-	rc = store_txn_begin(n->store, &t);
+	rc = store_txn_begin(n->pn.store, &t);
 	if (rc)
 		goto out;
-	rc = store_manifest_put(n->store, t, hash, bytes, len);
+	rc = store_manifest_put(n->pn.store, t, hash, bytes, len);
 	if (rc == 0)
-		rc = store_entry_put(n->store, t, &e);
+		rc = store_entry_put(n->pn.store, t, &e);
 	if (rc) {
 		store_txn_abort(t);
 		goto out;
 	}
 	rc = store_txn_commit(t);
 	if (rc == 0 && n->sync)
-		sync_published(n->sync, b->id->peer_id, path);
+		sync_published(n->sync, b->pn.id->peer_id, path);
 out:
 	manifest_free(m);
 	return rc;
@@ -385,18 +296,18 @@ static int make_dir(struct node *n, struct node *b, const char *path)
 	int rc;
 
 	memset(&e, 0, sizeof(e));
-	memcpy(e.buddy, b->id->peer_id, 32);
+	memcpy(e.buddy, b->pn.id->peer_id, 32);
 	snprintf(e.path, sizeof(e.path), "%s", path);
 	e.type = STORE_ENTRY_DIR;
 	e.mode = 0755;
 	e.mtime_ns = (int64_t)time(NULL) * 1000000000ll;
-	memcpy(e.owner, n->id->peer_id, 32);
+	memcpy(e.owner, n->pn.id->peer_id, 32);
 	e.version = get_entry(n, b, path, &old) == 0 ? old.version + 1 : 1;
 	e.has_base = true;
 	e.base = e.version - 1;
-	rc = store_entry_put(n->store, NULL, &e);
+	rc = store_entry_put(n->pn.store, NULL, &e);
 	if (rc == 0 && n->sync)
-		sync_published(n->sync, b->id->peer_id, path);
+		sync_published(n->sync, b->pn.id->peer_id, path);
 	return rc;
 }
 
@@ -404,7 +315,7 @@ static int make_dir(struct node *n, struct node *b, const char *path)
 static int tombstone_in(struct node *n, struct node *b, struct store_txn *t, const char *path)
 {
 	struct store_entry e;
-	int rc = store_entry_get(n->store, t, b->id->peer_id, path, &e);
+	int rc = store_entry_get(n->pn.store, t, b->pn.id->peer_id, path, &e);
 
 	if (rc)
 		return rc;
@@ -413,10 +324,10 @@ static int tombstone_in(struct node *n, struct node *b, struct store_txn *t, con
 	e.deleted = true;
 	e.version++;
 	e.size = 0;
-	memcpy(e.owner, n->id->peer_id, 32);
+	memcpy(e.owner, n->pn.id->peer_id, 32);
 	memset(e.manifest, 0, 32);
 	e.mtime_ns = (int64_t)time(NULL) * 1000000000ll;
-	return store_entry_put(n->store, t, &e);
+	return store_entry_put(n->pn.store, t, &e);
 }
 
 static int remove_path(struct node *n, struct node *b, const char *path)
@@ -424,7 +335,7 @@ static int remove_path(struct node *n, struct node *b, const char *path)
 	int rc = tombstone_in(n, b, NULL, path);
 
 	if (rc == 0)
-		sync_published(n->sync, b->id->peer_id, path);
+		sync_published(n->sync, b->pn.id->peer_id, path);
 	return rc;
 }
 
@@ -440,7 +351,7 @@ static int rename_path(struct node *n, struct node *b, const char *from, const c
 		return rc;
 	if (get_entry(n, b, to, &dst) == 0)
 		v = dst.version;
-	rc = store_txn_begin(n->store, &t);
+	rc = store_txn_begin(n->pn.store, &t);
 	if (rc)
 		return rc;
 	rc = tombstone_in(n, b, t, from);
@@ -449,15 +360,15 @@ static int rename_path(struct node *n, struct node *b, const char *from, const c
 	e.base = v;
 	e.version = (v > e.version ? v : e.version) + 1;
 	if (rc == 0)
-		rc = store_entry_put(n->store, t, &e);
+		rc = store_entry_put(n->pn.store, t, &e);
 	if (rc) {
 		store_txn_abort(t);
 		return rc;
 	}
 	rc = store_txn_commit(t);
 	if (rc == 0) {
-		sync_published(n->sync, b->id->peer_id, from);
-		sync_published(n->sync, b->id->peer_id, to);
+		sync_published(n->sync, b->pn.id->peer_id, from);
+		sync_published(n->sync, b->pn.id->peer_id, to);
 	}
 	return rc;
 }
@@ -506,7 +417,7 @@ static bool has_manifest(struct node *n, struct node *b, const char *path)
 
 	if (get_entry(n, b, path, &e))
 		return false;
-	rc = store_manifest_get(n->store, NULL, e.manifest, &bytes, &len);
+	rc = store_manifest_get(n->pn.store, NULL, e.manifest, &bytes, &len);
 	free(bytes);
 	return rc == 0;
 }
@@ -518,7 +429,7 @@ static bool acked(struct node *n, struct node *b, const char *path)
 	struct store_entry e;
 	uint8_t d[32];
 
-	if (get_entry(n, b, path, &e) || store_synced_get(n->store, NULL, b->id->peer_id, path, &a))
+	if (get_entry(n, b, path, &e) || store_synced_get(n->pn.store, NULL, b->pn.id->peer_id, path, &a))
 		return false;
 	sync_entry_digest(d, &e);
 	return memcmp(d, a.digest, 32) == 0;
@@ -616,8 +527,8 @@ T_CASE(hello_mutual_push_tombstone_rename)
 		free_all();
 		T_FAIL("alice and bob did not come up");
 	}
-	T_CHECK(store_peer_get(alice->store, bob->id->peer_id, &p) == 0 && p.mutual);
-	T_CHECK(store_peer_get(bob->store, alice->id->peer_id, &p) == 0 && p.mutual);
+	T_CHECK(store_peer_get(alice->pn.store, bob->pn.id->peer_id, &p) == 0 && p.mutual);
+	T_CHECK(store_peer_get(bob->pn.store, alice->pn.id->peer_id, &p) == 0 && p.mutual);
 	T_CHECK_EQ_INT(alice->ups, 1);
 	T_CHECK_EQ_INT(bob->ups, 1);
 	/* a file */
@@ -625,7 +536,7 @@ T_CASE(hello_mutual_push_tombstone_rename)
 	WAIT(same(alice, bob, bob, alice, "hello.txt"), 5);
 	T_CHECK(same(alice, bob, bob, alice, "hello.txt"));
 	T_CHECK(has_manifest(bob, alice, "hello.txt"));
-	T_CHECK(get_entry(bob, alice, "hello.txt", &e) == 0 && memcmp(e.owner, alice->id->peer_id, 32) == 0);
+	T_CHECK(get_entry(bob, alice, "hello.txt", &e) == 0 && memcmp(e.owner, alice->pn.id->peer_id, 32) == 0);
 	T_CHECK(strcmp(bob->last_changed, "hello.txt") == 0);
 	/* a directory, a file in it, then its removal */
 	T_CHECK_EQ_INT(make_dir(alice, bob, "docs"), 0);
@@ -648,7 +559,7 @@ T_CASE(hello_mutual_push_tombstone_rename)
 	T_CHECK(has_manifest(alice, bob, "docs/from-bob.txt"));
 	/* bob overwrites alice's file: newer wins at alice */
 	T_CHECK_EQ_INT(publish(bob, alice, "docs/hello.txt", "bob was here", 0), 0);
-	WAIT(get_entry(alice, bob, "docs/hello.txt", &e) == 0 && memcmp(e.owner, bob->id->peer_id, 32) == 0, 5);
+	WAIT(get_entry(alice, bob, "docs/hello.txt", &e) == 0 && memcmp(e.owner, bob->pn.id->peer_id, 32) == 0, 5);
 	T_CHECK(same(alice, bob, bob, alice, "docs/hello.txt"));
 	T_CHECK_EQ_INT(stats(alice, bob).conflicts + stats(bob, alice).conflicts, 0);
 	T_CHECK_EQ_INT(stats(alice, bob).refused + stats(bob, alice).refused, 0);
@@ -664,26 +575,26 @@ T_CASE(not_mutual_and_non_buddy_refused)
 	/* carol added bob; bob knows carol's name but has not added her */
 	T_CHECK_EQ_INT(add_buddy(carol, bob, STORE_BUDDY_ADDED), 0);
 	T_CHECK_EQ_INT(add_buddy(bob, carol, STORE_BUDDY_NONE), 0);
-	sync_peer_online(carol->sync, bob->id->peer_id, true);
-	sync_peer_online(bob->sync, carol->id->peer_id, true); /* not a buddy: nothing happens */
+	sync_peer_online(carol->sync, bob->pn.id->peer_id, true);
+	sync_peer_online(bob->sync, carol->pn.id->peer_id, true); /* not a buddy: nothing happens */
 	WAIT(stats(carol, bob).refused_by_far, 5);
 	T_CHECK(stats(carol, bob).refused_by_far);
 	T_CHECK_EQ_INT((int)sync_flows_refused(bob->sync), 1);
 	T_CHECK(!up(carol, bob) && !up(bob, carol));
 	T_CHECK_EQ_INT(carol->ups + bob->ups, 0);
-	T_CHECK(store_peer_get(carol->store, bob->id->peer_id, &p) == 0 && !p.mutual);
+	T_CHECK(store_peer_get(carol->pn.store, bob->pn.id->peer_id, &p) == 0 && !p.mutual);
 	/* carol's entries never reach bob */
 	T_CHECK_EQ_INT(publish(carol, bob, "x.txt", "x", 0), 0);
-	wait_ns(300 * MS);
+	pair_run_for(loop, 300 * MS);
 	T_CHECK(absent(bob, carol, "x.txt"));
 	/* once bob adds carol, her retry (or his) brings the folder up */
 	T_CHECK_EQ_INT(add_buddy(bob, carol, STORE_BUDDY_ADDED), 0);
-	sync_peer_online(bob->sync, carol->id->peer_id, true);
+	sync_peer_online(bob->sync, carol->pn.id->peer_id, true);
 	WAIT(up(bob, carol) && up(carol, bob), 5);
 	T_CHECK(up(bob, carol) && up(carol, bob));
 	WAIT(live(bob, carol, "x.txt"), 5);
 	T_CHECK(same(bob, carol, carol, bob, "x.txt"));
-	T_CHECK(store_peer_get(carol->store, bob->id->peer_id, &p) == 0 && p.mutual);
+	T_CHECK(store_peer_get(carol->pn.store, bob->pn.id->peer_id, &p) == 0 && p.mutual);
 	/* bob removes carol while up: the folder goes down on both sides */
 	T_CHECK_EQ_INT(add_buddy(bob, carol, STORE_BUDDY_NONE), 0);
 	WAIT(!up(bob, carol) && !up(carol, bob), 3);
@@ -700,7 +611,7 @@ T_CASE(silent_buddy_down_then_up_again)
 		T_FAIL("alice and bob did not come up");
 	}
 	/* bob's datagrams vanish for a while (shorter than the session's limit) */
-	u = rtmfp_posix_udp(bob->px);
+	u = rtmfp_posix_udp(bob->pn.px);
 	udp_set_drop(u, 100);
 	WAIT(alice->downs == 1 && bob->downs == 1, 3);
 	T_CHECK_EQ_INT(alice->downs, 1);
@@ -745,13 +656,13 @@ T_CASE(reconcile_after_kill_and_restart)
 		struct store_entry e;
 
 		T_CHECK(get_entry(bob, alice, "lost.txt", &e) == 0);
-		T_CHECK_EQ_INT(store_manifest_del(bob->store, NULL, e.manifest), 0);
-		T_CHECK_EQ_INT(store_entry_del(bob->store, NULL, alice->id->peer_id, "lost.txt"), 0);
-		T_CHECK_EQ_INT(store_synced_del(bob->store, NULL, alice->id->peer_id, "lost.txt"), 0);
+		T_CHECK_EQ_INT(store_manifest_del(bob->pn.store, NULL, e.manifest), 0);
+		T_CHECK_EQ_INT(store_entry_del(bob->pn.store, NULL, alice->pn.id->peer_id, "lost.txt"), 0);
+		T_CHECK_EQ_INT(store_synced_del(bob->pn.store, NULL, alice->pn.id->peer_id, "lost.txt"), 0);
 	}
 	/* bob restarts with the same store */
 	T_CHECK_EQ_INT(node_run(bob), 0);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	WAIT(up(alice, bob) && up(bob, alice), 6);
 	T_CHECK(up(alice, bob) && up(bob, alice));
 	WAIT(live(bob, alice, "while-apart-a.txt") && live(alice, bob, "while-apart-b.txt") &&
@@ -767,11 +678,11 @@ T_CASE(reconcile_after_kill_and_restart)
 	T_CHECK(st.index_rounds >= 1);
 	T_CHECK_EQ_INT(st.conflicts + stats(alice, bob).conflicts, 0);
 	/* an orderly offline and back: down, then up with nothing lost */
-	sync_peer_online(alice->sync, bob->id->peer_id, false);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, false);
 	WAIT(!up(bob, alice), 3);
 	T_CHECK(!up(alice, bob) && !up(bob, alice));
 	T_CHECK_EQ_INT(publish(bob, alice, "after-offline.txt", "b", 0), 0);
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
 	WAIT(live(alice, bob, "after-offline.txt"), 6);
 	T_CHECK(same(alice, bob, bob, alice, "after-offline.txt"));
 	free_all();
@@ -797,24 +708,24 @@ T_CASE(conflict_keeps_both_identically)
 	T_CHECK_EQ_INT(publish(alice, bob, "same.txt", "v1", NOV_24_2026_NS), 0);
 	WAIT(same(alice, bob, bob, alice, "same.txt"), 5);
 	/* 1. apart: both write same.txt; alice's is newer (mtime), bob's is kept as a copy */
-	sync_peer_online(alice->sync, bob->id->peer_id, false);
-	sync_peer_online(bob->sync, alice->id->peer_id, false);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, false);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, false);
 	WAIT(!up(bob, alice), 3);
 	T_CHECK_EQ_INT(publish(alice, bob, "same.txt", "alice's v2", NOV_24_2026_NS + DAY_NS), 0);
 	T_CHECK_EQ_INT(publish(bob, alice, "same.txt", "bob's v2", NOV_24_2026_NS + 3600ll * 1000000000ll), 0);
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	WAIT(conflict_settled("same.txt", copy1), 6);
 	T_CHECK(conflict_settled("same.txt", copy1));
-	T_CHECK(get_entry(bob, alice, "same.txt", &e) == 0 && memcmp(e.owner, alice->id->peer_id, 32) == 0);
-	T_CHECK(get_entry(alice, bob, copy1, &e) == 0 && memcmp(e.owner, bob->id->peer_id, 32) == 0);
+	T_CHECK(get_entry(bob, alice, "same.txt", &e) == 0 && memcmp(e.owner, alice->pn.id->peer_id, 32) == 0);
+	T_CHECK(get_entry(alice, bob, copy1, &e) == 0 && memcmp(e.owner, bob->pn.id->peer_id, 32) == 0);
 	T_CHECK(has_manifest(alice, bob, copy1) && has_manifest(bob, alice, "same.txt"));
 	/* 2. crossing pushes while up: bob's is newer this time */
 	T_CHECK_EQ_INT(publish(alice, bob, "cross.txt", "alice crossing", NOV_24_2026_NS), 0);
 	T_CHECK_EQ_INT(publish(bob, alice, "cross.txt", "bob crossing", NOV_24_2026_NS + 1), 0);
 	WAIT(conflict_settled("cross.txt", copy2), 5);
 	T_CHECK(conflict_settled("cross.txt", copy2));
-	T_CHECK(get_entry(alice, bob, "cross.txt", &e) == 0 && memcmp(e.owner, bob->id->peer_id, 32) == 0);
+	T_CHECK(get_entry(alice, bob, "cross.txt", &e) == 0 && memcmp(e.owner, bob->pn.id->peer_id, 32) == 0);
 	/* 3. bob opened "draft" before alice's version arrived, released after */
 	T_CHECK_EQ_INT(publish(alice, bob, "draft", "d1", NOV_24_2026_NS), 0);
 	WAIT(same(alice, bob, bob, alice, "draft"), 5);
@@ -849,8 +760,8 @@ T_CASE(conflict_kinds)
 	T_CHECK_EQ_INT(publish(alice, bob, "x", "x1", NOV_24_2026_NS), 0);
 	T_CHECK_EQ_INT(publish(alice, bob, "y", "y1", NOV_24_2026_NS), 0);
 	WAIT(same(alice, bob, bob, alice, "x") && same(alice, bob, bob, alice, "y"), 5);
-	sync_peer_online(alice->sync, bob->id->peer_id, false);
-	sync_peer_online(bob->sync, alice->id->peer_id, false);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, false);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, false);
 	WAIT(!up(bob, alice), 3);
 	T_CHECK_EQ_INT(remove_path(alice, bob, "x"), 0);                           /* alice deletes x */
 	T_CHECK_EQ_INT(publish(bob, alice, "x", "x2 by bob", NOV_24_2026_NS), 0);  /* bob changes it */
@@ -858,8 +769,8 @@ T_CASE(conflict_kinds)
 	T_CHECK_EQ_INT(publish(bob, alice, "d", "a file", NOV_24_2026_NS), 0);     /* ... and a file */
 	T_CHECK_EQ_INT(remove_path(alice, bob, "y"), 0);                           /* both delete y */
 	T_CHECK_EQ_INT(remove_path(bob, alice, "y"), 0);
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	WAIT(same(alice, bob, bob, alice, "x") && conflict_settled("d", dcopy) && same(alice, bob, bob, alice, "y"),
 	     6);
 	/* the change beats the removal: the data stays */
@@ -896,7 +807,7 @@ static int craft(const struct sync_entry *e)
 	bytes = buf_writer_steal(&w, &len);
 	rc = rtmfp_send_write(alice->out, bytes, len, rtmfp_posix_now());
 	free(bytes);
-	rtmfp_posix_kick(alice->px);
+	rtmfp_posix_kick(alice->pn.px);
 	return rc;
 }
 
@@ -909,16 +820,16 @@ static int signed_manifest(struct node *owner, struct node *signer, const char *
 	char obj[128];
 	int fd, rc;
 
-	snprintf(obj, sizeof(obj), "%s/craft%d", owner->home, owner->objects++);
+	snprintf(obj, sizeof(obj), "%s/craft%d", owner->pn.home, owner->objects++);
 	fd = open(obj, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		return -errno;
 	rc = write(fd, content, strlen(content)) == (ssize_t)strlen(content) ? 0 : -EIO;
 	if (rc == 0)
-		rc = manifest_build(&m, fd, owner->id->peer_id, NULL);
+		rc = manifest_build(&m, fd, owner->pn.id->peer_id, NULL);
 	close(fd);
 	if (rc == 0)
-		rc = manifest_sign(m, signer->id->secret_key);
+		rc = manifest_sign(m, signer->pn.id->secret_key);
 	if (rc == 0)
 		rc = manifest_bytes(m, &bytes, len);
 	if (rc == 0)
@@ -970,41 +881,41 @@ T_CASE(malformed_entries_refused_session_usable)
 	T_CHECK_EQ_INT(signed_manifest(carol, carol, "carol's", &by_carol, &clen, chash), 0);
 	/* bad names */
 	for (size_t i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
-		file_msg(m, bad_paths[i], strlen(bad_paths[i]), alice->id->peer_id, good, glen, hash, 2);
+		file_msg(m, bad_paths[i], strlen(bad_paths[i]), alice->pn.id->peer_id, good, glen, hash, 2);
 		T_CHECK_EQ_INT(craft(m), 0);
 		sent++;
 	}
-	file_msg(m, "a\0b", 3, alice->id->peer_id, good, glen, hash, 2); /* a NUL inside */
+	file_msg(m, "a\0b", 3, alice->pn.id->peer_id, good, glen, hash, 2); /* a NUL inside */
 	T_CHECK_EQ_INT(craft(m), 0);
 	sent++;
 	memset(long_name, 'n', 256);
 	long_name[256] = '\0';
-	file_msg(m, long_name, 256, alice->id->peer_id, good, glen, hash, 2); /* a 256-byte name */
+	file_msg(m, long_name, 256, alice->pn.id->peer_id, good, glen, hash, 2); /* a 256-byte name */
 	T_CHECK_EQ_INT(craft(m), 0);
 	sent++;
 	memset(long_path, 'p', STORE_PATH_MAX);
 	long_path[STORE_PATH_MAX] = '\0';
 	for (size_t i = 100; i < STORE_PATH_MAX; i += 100)
 		long_path[i] = '/';
-	file_msg(m, long_path, STORE_PATH_MAX, alice->id->peer_id, good, glen, hash, 2); /* fits: accepted */
+	file_msg(m, long_path, STORE_PATH_MAX, alice->pn.id->peer_id, good, glen, hash, 2); /* fits: accepted */
 	T_CHECK_EQ_INT(craft(m), 0);
 	/* bad manifests and owners */
-	file_msg(m, "forged.txt", 10, alice->id->peer_id, forged, flen, fhash, 6); /* signed by carol */
+	file_msg(m, "forged.txt", 10, alice->pn.id->peer_id, forged, flen, fhash, 6); /* signed by carol */
 	T_CHECK_EQ_INT(craft(m), 0);
 	sent++;
-	file_msg(m, "carol.txt", 9, carol->id->peer_id, by_carol, clen, chash, 7); /* owner not one of us */
+	file_msg(m, "carol.txt", 9, carol->pn.id->peer_id, by_carol, clen, chash, 7); /* owner not one of us */
 	T_CHECK_EQ_INT(craft(m), 0);
 	sent++;
-	file_msg(m, "hash.txt", 8, alice->id->peer_id, good, glen, fhash, 2); /* hash of another manifest */
+	file_msg(m, "hash.txt", 8, alice->pn.id->peer_id, good, glen, fhash, 2); /* hash of another manifest */
 	T_CHECK_EQ_INT(craft(m), 0);
 	sent++;
-	file_msg(m, "size.txt", 8, alice->id->peer_id, good, glen, hash, 3); /* size differs */
+	file_msg(m, "size.txt", 8, alice->pn.id->peer_id, good, glen, hash, 3); /* size differs */
 	T_CHECK_EQ_INT(craft(m), 0);
 	sent++;
-	file_msg(m, "owner.txt", 9, bob->id->peer_id, good, glen, hash, 2); /* manifest owner differs */
+	file_msg(m, "owner.txt", 9, bob->pn.id->peer_id, good, glen, hash, 2); /* manifest owner differs */
 	T_CHECK_EQ_INT(craft(m), 0);
 	sent++;
-	file_msg(m, "dir", 3, alice->id->peer_id, NULL, 0, hash, 0); /* a directory with a manifest hash */
+	file_msg(m, "dir", 3, alice->pn.id->peer_id, NULL, 0, hash, 0); /* a directory with a manifest hash */
 	m->type = STORE_ENTRY_DIR;
 	T_CHECK_EQ_INT(craft(m), 0);
 	sent++;
@@ -1046,7 +957,7 @@ static int fill_many(struct node *a, struct node *b, int n)
 	size_t len;
 	int fd, rc;
 
-	snprintf(obj, sizeof(obj), "%s/obj-many", a->home);
+	snprintf(obj, sizeof(obj), "%s/obj-many", a->pn.home);
 	fd = open(obj, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -1054,44 +965,44 @@ static int fill_many(struct node *a, struct node *b, int n)
 		close(fd);
 		return -EIO;
 	}
-	rc = manifest_build(&m, fd, a->id->peer_id, NULL);
+	rc = manifest_build(&m, fd, a->pn.id->peer_id, NULL);
 	close(fd);
 	if (rc == 0)
-		rc = manifest_sign(m, a->id->secret_key);
+		rc = manifest_sign(m, a->pn.id->secret_key);
 	if (rc == 0)
 		rc = manifest_bytes(m, &bytes, &len);
 	if (rc == 0)
 		rc = manifest_hash(m, hash);
 	if (rc == 0)
-		rc = store_txn_begin(a->store, &t);
+		rc = store_txn_begin(a->pn.store, &t);
 	if (rc) {
 		manifest_free(m);
 		return rc;
 	}
-	rc = store_manifest_put(a->store, t, hash, bytes, len);
+	rc = store_manifest_put(a->pn.store, t, hash, bytes, len);
 	memset(&e, 0, sizeof(e));
-	memcpy(e.buddy, b->id->peer_id, 32);
+	memcpy(e.buddy, b->pn.id->peer_id, 32);
 	snprintf(e.path, sizeof(e.path), "d");
 	e.type = STORE_ENTRY_DIR;
 	e.mode = 0755;
-	memcpy(e.owner, a->id->peer_id, 32);
+	memcpy(e.owner, a->pn.id->peer_id, 32);
 	e.version = 1;
 	if (rc == 0)
-		rc = store_entry_put(a->store, t, &e);
+		rc = store_entry_put(a->pn.store, t, &e);
 	for (int i = 0; rc == 0 && i < n; i++) {
 		memset(&e, 0, sizeof(e));
-		memcpy(e.buddy, b->id->peer_id, 32);
+		memcpy(e.buddy, b->pn.id->peer_id, 32);
 		snprintf(e.path, sizeof(e.path), "d/f%05d", i);
 		e.type = STORE_ENTRY_FILE;
 		e.mode = 0644;
 		e.size = 4;
 		e.mtime_ns = NOV_24_2026_NS;
-		memcpy(e.owner, a->id->peer_id, 32);
+		memcpy(e.owner, a->pn.id->peer_id, 32);
 		e.version = 2;
 		e.has_base = true;
 		e.base = 1;
 		memcpy(e.manifest, hash, 32);
-		rc = store_entry_put(a->store, t, &e);
+		rc = store_entry_put(a->pn.store, t, &e);
 	}
 	manifest_free(m);
 	if (rc) {
@@ -1113,7 +1024,7 @@ static int count_live(struct node *n, struct node *b)
 {
 	int c = 0;
 
-	return store_entry_foreach(n->store, NULL, b->id->peer_id, count_one, &c) ? -1 : c;
+	return store_entry_foreach(n->pn.store, NULL, b->pn.id->peer_id, count_one, &c) ? -1 : c;
 }
 
 /*
@@ -1135,12 +1046,12 @@ T_CASE(reconcile_10000_bounded)
 		T_FAIL("alice and bob did not come up");
 	}
 	/* alice's folder grows while bob is away */
-	sync_peer_online(alice->sync, bob->id->peer_id, false);
-	sync_peer_online(bob->sync, alice->id->peer_id, false);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, false);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, false);
 	WAIT(!up(alice, bob) && !up(bob, alice), 3);
 	T_CHECK_EQ_INT(fill_many(alice, bob, MANY), 0);
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	WAIT(stats(bob, alice).applied >= MANY + 1 && live(bob, alice, "d/f09999") &&
 	     acked(alice, bob, "d/f09999") && stats(alice, bob).inbox == 0, 15);
 	sb = stats(bob, alice);
@@ -1158,14 +1069,14 @@ T_CASE(reconcile_10000_bounded)
 			(unsigned long long)sa.commits);
 
 	/* a reconnection with nothing changed writes nothing */
-	sync_peer_online(alice->sync, bob->id->peer_id, false);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, false);
 	WAIT(!up(alice, bob) && !up(bob, alice), 3);
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
 	WAIT(up(alice, bob) && up(bob, alice) && stats(bob, alice).index_rounds >= 2 &&
 	     stats(alice, bob).index_rounds >= 2, 6);
 	for (i = 0; i < 100 && (stats(bob, alice).inbox || stats(alice, bob).inbox || stats(bob, alice).queued ||
 				stats(alice, bob).queued); i++)
-		wait_ns(20 * MS);
+		pair_run_for(loop, 20 * MS);
 	T_CHECK(stats(bob, alice).index_rounds >= 2);
 	T_CHECK_EQ_INT(stats(bob, alice).commits - sb.commits, 0);
 	T_CHECK_EQ_INT(stats(alice, bob).commits - sa.commits, 0);
@@ -1176,29 +1087,29 @@ T_CASE(reconcile_10000_bounded)
 		struct store_txn *t, *ta;
 
 		/* bob forgets the folder: entries and agreements */
-		T_CHECK_EQ_INT(store_txn_begin(bob->store, &t), 0);
-		T_CHECK_EQ_INT(store_txn_begin(alice->store, &ta), 0);
+		T_CHECK_EQ_INT(store_txn_begin(bob->pn.store, &t), 0);
+		T_CHECK_EQ_INT(store_txn_begin(alice->pn.store, &ta), 0);
 		for (i = 0; i < MANY; i++) {
 			char p[32];
 
 			snprintf(p, sizeof(p), "d/f%05d", i);
-			store_entry_del(bob->store, t, alice->id->peer_id, p);
-			store_synced_del(bob->store, t, alice->id->peer_id, p);
-			store_synced_del(alice->store, ta, bob->id->peer_id, p);
+			store_entry_del(bob->pn.store, t, alice->pn.id->peer_id, p);
+			store_synced_del(bob->pn.store, t, alice->pn.id->peer_id, p);
+			store_synced_del(alice->pn.store, ta, bob->pn.id->peer_id, p);
 		}
 		T_CHECK_EQ_INT(store_txn_commit(t), 0);
 		T_CHECK_EQ_INT(store_txn_commit(ta), 0);
 	}
 	WAIT(!up(alice, bob), 3);
 	T_CHECK_EQ_INT(node_run(bob), 0);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	WAIT(stats(bob, alice).applied >= MANY / 3, 10);
 	T_CHECK(stats(bob, alice).applied < MANY); /* really halfway */
 	node_kill(bob); /* kill -9: what was committed stays, the rest comes again */
 	WAIT(!up(alice, bob), 3);
 	T_CHECK(count_live(bob, alice) >= MANY / 3 - (int)SYNC_APPLY_BUDGET);
 	T_CHECK_EQ_INT(node_run(bob), 0);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	WAIT(count_live(bob, alice) == MANY + 1 && acked(alice, bob, "d/f09999"), 15);
 	T_CHECK_EQ_INT(count_live(bob, alice), MANY + 1);
 	T_CHECK(same(alice, bob, bob, alice, "d/f00000") && same(alice, bob, bob, alice, "d/f09999"));
@@ -1219,13 +1130,13 @@ T_CASE(conflict_names)
 	memcpy(longn + 250, ".txt", 5);
 	T_CHECK_EQ_INT(publish(alice, bob, longn, "v1", NOV_24_2026_NS), 0);
 	WAIT(same(alice, bob, bob, alice, longn), 5);
-	sync_peer_online(alice->sync, bob->id->peer_id, false);
-	sync_peer_online(bob->sync, alice->id->peer_id, false);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, false);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, false);
 	WAIT(!up(bob, alice), 3);
 	T_CHECK_EQ_INT(publish(alice, bob, longn, "alice", NOV_24_2026_NS + 2), 0);
 	T_CHECK_EQ_INT(publish(bob, alice, longn, "bob", NOV_24_2026_NS + 1), 0);
-	sync_peer_online(alice->sync, bob->id->peer_id, true);
-	sync_peer_online(bob->sync, alice->id->peer_id, true);
+	sync_peer_online(alice->sync, bob->pn.id->peer_id, true);
+	sync_peer_online(bob->sync, alice->pn.id->peer_id, true);
 	WAIT(stats(alice, bob).conflicts >= 1 && stats(bob, alice).conflicts >= 1, 6);
 	{
 		char want[300];

@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include <sodium.h>
 
 #include "t.h"
+#include "pair.h"
 #include "buddyfs/buf.h"
 #include "buddyfs/err.h"
 #include "buddyfs/identity.h"
@@ -33,11 +33,8 @@
 #include "buddyfs/loop.h"
 #include "buddyfs/manifest.h"
 #include "buddyfs/rtmfp.h"
-#include "buddyfs/rtmfp_crypto.h"
-#include "buddyfs/rtmfp_crypto_sodium.h"
 #include "buddyfs/rtmfp_posix.h"
 #include "buddyfs/store.h"
-#include "buddyfs/udp.h"
 #include "buddyfs/xfer.h"
 #include "buddyfs/xfer_proto.h"
 
@@ -48,13 +45,8 @@
 
 struct node {
 	const char *label;
-	char home[64];
-	struct identity *id;
-	struct rtmfp_crypto *crypto;
-	struct rtmfp_posix *px;
-	struct store *store;
+	struct pair_node pn;        /* home, identity, store, instance */
 	struct xfer *x;
-	struct sockaddr_storage bound;
 	struct node *other;
 	bool allow;                 /* what allowed() answers */
 	bool tamper;
@@ -78,14 +70,6 @@ static struct loop *loop;
 static unsigned timeout_s = TIMEOUT_S; /* for the next node_start */
 static bool in_fetch;          /* arrived() must never run inside xfer_fetch */
 static int arrived_inside;
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 /* ---- the rtmfp glue a daemon's net module would be ---- */
 
@@ -200,13 +184,10 @@ static int open_flow(void *ctx, const uint8_t peer_id[static STORE_PEER_ID_BYTES
 		     size_t meta_len, struct rtmfp_send **out)
 {
 	struct node *n = ctx;
-	uint8_t epd[RTMFP_CRYPTO_SODIUM_EPD_PEER_ID_BYTES];
 
-	if (!n->other || !n->other->px)
+	if (!n->other || !n->other->pn.px)
 		return -ENOTCONN;
-	rtmfp_crypto_sodium_epd_peer_id(epd, peer_id);
-	return rtmfp_open_flow(rtmfp_posix_core(n->px), out, epd, sizeof(epd), meta, meta_len,
-			       &n->other->bound, 1, rtmfp_posix_now());
+	return pair_open_flow(&n->pn, &n->other->pn, peer_id, meta, meta_len, out);
 }
 
 static bool allowed(void *ctx, const uint8_t peer_id[static STORE_PEER_ID_BYTES])
@@ -221,7 +202,7 @@ static void kick(void *ctx)
 {
 	struct node *n = ctx;
 
-	rtmfp_posix_kick(n->px);
+	rtmfp_posix_kick(n->pn.px);
 }
 
 static void arrived(void *ctx, const uint8_t hash[static STORE_HASH_BYTES], int err)
@@ -245,17 +226,6 @@ static void arrived(void *ctx, const uint8_t hash[static STORE_HASH_BYTES], int 
 		n->n_extra++;
 }
 
-static struct rtmfp_params fast_params(void)
-{
-	struct rtmfp_params p;
-
-	rtmfp_params_default(&p);
-	p.keepalive_ns = SEC / 2;
-	p.retransmit_limit_ns = 2 * SEC;
-	p.open_timeout_ns = 3 * SEC;
-	return p;
-}
-
 static int node_start(struct node *n, const char *label)
 {
 	const struct rtmfp_callbacks cb = {
@@ -266,38 +236,27 @@ static int node_start(struct node *n, const char *label)
 		.writable = cb_writable,
 		.send_closed = cb_send_closed,
 	};
-	struct rtmfp_params rp = fast_params();
+	struct rtmfp_params rp = pair_fast_params();
 	struct xfer_params xp;
-	struct sockaddr_storage any;
 	char objects[128];
 	int rc;
 
 	n->label = label;
-	strcpy(n->home, "/tmp/test_xfer_home.XXXXXX");
-	if (!mkdtemp(n->home))
-		return -errno;
-	rc = identity_create(&n->id, n->home, label, "", 0);
+	strcpy(n->pn.home, "/tmp/test_xfer_home.XXXXXX");
+	rc = pair_node_open(&n->pn, label);
 	if (rc)
 		return rc;
-	snprintf(objects, sizeof(objects), "%s/objects", n->home);
+	snprintf(objects, sizeof(objects), "%s/objects", n->pn.home);
 	if (mkdir(objects, 0700))
 		return -errno;
-	rc = store_open(&n->store, n->home, 0);
+	rc = pair_node_listen(&n->pn, loop, &cb, n, &rp);
 	if (rc)
 		return rc;
-	rc = rtmfp_crypto_sodium_new(&n->crypto, n->id->secret_key, NULL, 0, 0);
-	if (rc)
-		return rc;
-	udp_addr_parse(&any, "127.0.0.1:0", 0);
-	rc = rtmfp_posix_new(&n->px, loop, n->crypto, &cb, n, &rp, &any);
-	if (rc)
-		return rc;
-	udp_local(rtmfp_posix_udp(n->px), &n->bound);
 	memset(&xp, 0, sizeof(xp));
 	xp.loop = loop;
-	xp.store = n->store;
-	xp.id = n->id;
-	xp.home = n->home;
+	xp.store = n->pn.store;
+	xp.id = n->pn.id;
+	xp.home = n->pn.home;
 	xp.timeout_s = timeout_s;
 	xp.test_tamper = n->tamper;
 	xp.open_flow = open_flow;
@@ -311,8 +270,7 @@ static int node_start(struct node *n, const char *label)
 /* node_vanish - the process dies: no word to the far end. */
 static void node_vanish(struct node *n)
 {
-	rtmfp_posix_free(n->px);
-	n->px = NULL;
+	pair_node_stop(&n->pn);
 	xfer_free(n->x);
 	n->x = NULL;
 }
@@ -320,11 +278,7 @@ static void node_vanish(struct node *n)
 static void node_free(struct node *n)
 {
 	node_vanish(n);
-	rtmfp_crypto_free(n->crypto);
-	store_close(n->store);
-	identity_free(n->id);
-	if (n->home[0])
-		nftw(n->home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	pair_node_close(&n->pn);
 	memset(n, 0, sizeof(*n));
 }
 
@@ -394,13 +348,13 @@ static struct manifest *publish(struct node *owner, const uint8_t folder[static 
 	size_t blen;
 	int fd, rc;
 
-	snprintf(tmp, sizeof(tmp), "%s/objects/.tmp", owner->home);
+	snprintf(tmp, sizeof(tmp), "%s/objects/.tmp", owner->pn.home);
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || !e || write(fd, data, len) != (ssize_t)len)
 		goto fail;
-	rc = manifest_build(&m, fd, owner->id->peer_id, &bp);
+	rc = manifest_build(&m, fd, owner->pn.id->peer_id, &bp);
 	if (rc == 0)
-		rc = manifest_sign(m, owner->id->secret_key);
+		rc = manifest_sign(m, owner->pn.id->secret_key);
 	if (rc == 0)
 		rc = manifest_hash(m, hash);
 	if (rc == 0)
@@ -408,7 +362,7 @@ static struct manifest *publish(struct node *owner, const uint8_t folder[static 
 	if (rc)
 		goto fail;
 	buf_hex(hex, hash, STORE_HASH_BYTES);
-	snprintf(obj, sizeof(obj), "%s/objects/%s", owner->home, hex);
+	snprintf(obj, sizeof(obj), "%s/objects/%s", owner->pn.home, hex);
 	if (rename(tmp, obj))
 		goto fail;
 	memcpy(e->buddy, folder, 32);
@@ -416,21 +370,21 @@ static struct manifest *publish(struct node *owner, const uint8_t folder[static 
 	e->type = STORE_ENTRY_FILE;
 	e->mode = 0644;
 	e->size = len;
-	memcpy(e->owner, owner->id->peer_id, 32);
+	memcpy(e->owner, owner->pn.id->peer_id, 32);
 	e->version = 1;
 	memcpy(e->manifest, hash, STORE_HASH_BYTES);
-	rc = store_txn_begin(owner->store, &t);
+	rc = store_txn_begin(owner->pn.store, &t);
 	if (rc == 0)
-		rc = store_manifest_put(owner->store, t, hash, bytes, blen);
+		rc = store_manifest_put(owner->pn.store, t, hash, bytes, blen);
 	for (uint32_t i = 0; rc == 0 && i < manifest_block_count(m); i++) {
 		struct manifest_block b;
 
 		rc = manifest_block(m, i, &b);
 		if (rc == 0)
-			rc = store_block_local_put(owner->store, t, b.hash, hex, b.offset, b.len);
+			rc = store_block_local_put(owner->pn.store, t, b.hash, hex, b.offset, b.len);
 	}
 	if (rc == 0)
-		rc = store_entry_put(owner->store, t, e);
+		rc = store_entry_put(owner->pn.store, t, e);
 	if (rc == 0)
 		rc = store_txn_commit(t);
 	else if (t)
@@ -455,7 +409,7 @@ static void want_of(struct xfer_want *w, const struct node *owner, const char *p
 
 	memset(w, 0, sizeof(*w));
 	manifest_block(m, i, &b);
-	memcpy(w->owner, owner->id->peer_id, 32);
+	memcpy(w->owner, owner->pn.id->peer_id, 32);
 	w->path = path;
 	manifest_hash(m, w->manifest);
 	w->index = i;
@@ -514,14 +468,6 @@ static bool run_until_arrived(struct node *n, int count, uint64_t limit_ns)
 	return true;
 }
 
-static void run_for(uint64_t ns)
-{
-	uint64_t end = loop_clock_ns() + ns;
-
-	while (loop_clock_ns() < end)
-		loop_run_once(loop, 10 * LOOP_NS_PER_MS);
-}
-
 /* cached_equal - block @i of @m is in @n's cache with the bytes of @data. */
 static bool cached_equal(struct node *n, const struct manifest *m, uint32_t i, const uint8_t *data)
 {
@@ -529,7 +475,7 @@ static bool cached_equal(struct node *n, const struct manifest *m, uint32_t i, c
 	struct manifest_block b;
 	struct store_block sb;
 
-	if (manifest_block(m, i, &b) || store_block_get(n->store, NULL, b.hash, &sb, buf, sizeof(buf)))
+	if (manifest_block(m, i, &b) || store_block_get(n->pn.store, NULL, b.hash, &sb, buf, sizeof(buf)))
 		return false;
 	return sb.kind == STORE_BLOCK_CACHED && sb.length == b.len && memcmp(buf, data + b.offset, b.len) == 0;
 }
@@ -540,7 +486,7 @@ static bool cached_any(struct node *n, const struct manifest *m)
 	struct store_block sb;
 
 	for (uint32_t i = 0; i < manifest_block_count(m); i++)
-		if (manifest_block(m, i, &b) == 0 && store_block_get(n->store, NULL, b.hash, &sb, NULL, 0) == 0)
+		if (manifest_block(m, i, &b) == 0 && store_block_get(n->pn.store, NULL, b.hash, &sb, NULL, 0) == 0)
 			return true;
 	return false;
 }
@@ -635,7 +581,7 @@ T_CASE(fetch_all_blocks)
 
 	T_CHECK(data && pair_start(true, false) == 0);
 	fill(data, len, 1);
-	m = publish(&srv, cli.id->peer_id, "docs/big.bin", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "docs/big.bin", data, len, 0);
 	T_CHECK(m);
 	n = manifest_block_count(m);
 	T_CHECK_EQ_INT(n, 97);
@@ -649,7 +595,7 @@ T_CASE(fetch_all_blocks)
 	T_CHECK(ok);
 	T_CHECK_EQ_INT(cli.n_arrived, 0);
 	T_CHECK(run_until_arrived(&cli, (int)n, 15 * SEC));
-	run_for(50 * LOOP_NS_PER_MS);
+	pair_run_for(loop, 50 * LOOP_NS_PER_MS);
 	T_CHECK_EQ_INT(cli.n_arrived, n);
 	T_CHECK_EQ_INT(cli.n_dup + cli.n_extra, 0);
 	T_CHECK_EQ_INT(arrived_inside, 0);
@@ -676,11 +622,11 @@ T_CASE(fetch_all_blocks)
 		T_CHECK(!xs[0].serving && xs[0].in_flight == 0);
 		T_CHECK_EQ_INT(xs[0].bytes_done, len);
 		T_CHECK_EQ_INT(xs[0].bytes_total, len);
-		T_CHECK_MEM(xs[0].peer, srv.id->peer_id, 32);
+		T_CHECK_MEM(xs[0].peer, srv.pn.id->peer_id, 32);
 		T_CHECK_EQ_INT(xfer_stats(srv.x, xs, 4), 1);
 		T_CHECK(xs[0].serving && xs[0].in_flight == 0);
 		T_CHECK_EQ_INT(xs[0].bytes_done, len);
-		T_CHECK_MEM(xs[0].peer, cli.id->peer_id, 32);
+		T_CHECK_MEM(xs[0].peer, cli.pn.id->peer_id, 32);
 		T_CHECK_EQ_INT(xfer_stats(srv.x, xs, 0), 0);
 	}
 	/* bad wants are refused at once */
@@ -711,7 +657,7 @@ T_CASE(tampered_blocks_refused)
 
 	T_CHECK(data && pair_start(true, true) == 0);
 	fill(data, len, 2);
-	m = publish(&srv, cli.id->peer_id, "t.bin", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "t.bin", data, len, 0);
 	T_CHECK(m);
 	watch(&cli, m);
 	for (uint32_t i = 0; i < 5; i++) {
@@ -740,7 +686,7 @@ T_CASE(non_buddy_refused)
 
 	T_CHECK(data && pair_start(false, false) == 0);
 	fill(data, len, 3);
-	m = publish(&srv, cli.id->peer_id, "secret", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "secret", data, len, 0);
 	T_CHECK(m);
 	watch(&cli, m);
 	for (uint32_t i = 0; i < 2; i++) {
@@ -776,9 +722,9 @@ T_CASE(mismatch_refused)
 	T_CHECK(data && other && pair_start(true, false) == 0);
 	fill(data, len, 4);
 	fill(other, len, 5);
-	m = publish(&srv, cli.id->peer_id, "a", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "a", data, len, 0);
 	/* another version, whose blocks the owner has: not the version of "a" */
-	m2 = publish(&srv, cli.id->peer_id, "old", other, len, 0);
+	m2 = publish(&srv, cli.pn.id->peer_id, "old", other, len, 0);
 	/* a file in the folder shared with someone else */
 	memset(third, 0x33, sizeof(third));
 	fill(other, len, 6);
@@ -836,7 +782,7 @@ T_CASE(owner_vanishes)
 	T_CHECK(data && pair_start(true, false) == 0);
 	timeout_s = TIMEOUT_S;
 	fill(data, len, 7);
-	m = publish(&srv, cli.id->peer_id, "huge", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "huge", data, len, 0);
 	T_CHECK(m);
 	n = manifest_block_count(m);
 	watch(&cli, m);
@@ -884,7 +830,7 @@ T_CASE(owner_silent)
 	timeout_s = TIMEOUT_S;
 	srv.pause_new = true;
 	fill(data, len, 9);
-	m = publish(&srv, cli.id->peer_id, "slow", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "slow", data, len, 0);
 	T_CHECK(m);
 	watch(&cli, m);
 	for (uint32_t i = 0; i < 4; i++) {
@@ -899,13 +845,13 @@ T_CASE(owner_silent)
 	T_CHECK(srv.paused);
 	/* the owner wakes up: its answers come too late and are dropped */
 	rtmfp_recv_pause(srv.paused, false, rtmfp_posix_now());
-	rtmfp_posix_kick(srv.px);
-	run_for(300 * LOOP_NS_PER_MS);
+	rtmfp_posix_kick(srv.pn.px);
+	pair_run_for(loop, 300 * LOOP_NS_PER_MS);
 	T_CHECK_EQ_INT(cli.n_arrived, 4);
 	T_CHECK(!cached_any(&cli, m));
 	/* and the next request is served on the same flows */
 	fill(data, len, 10);
-	m2 = publish(&srv, cli.id->peer_id, "slow2", data, len, 0);
+	m2 = publish(&srv, cli.pn.id->peer_id, "slow2", data, len, 0);
 	T_CHECK(m2);
 	watch(&cli, m2);
 	want_of(&w, &srv, "slow2", m2, 1);
@@ -930,7 +876,7 @@ T_CASE(bad_owner_answers)
 
 	T_CHECK(data && pair_start_raw(true, false, false, true) == 0);
 	fill(data, len, 11);
-	m = publish(&srv, cli.id->peer_id, "liar", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "liar", data, len, 0);
 	T_CHECK(m);
 	watch(&cli, m);
 	for (uint32_t i = 0; i < 3; i++) {
@@ -953,7 +899,7 @@ T_CASE(bad_owner_answers)
 T_CASE(bad_reader_requests)
 {
 	const size_t len = MANIFEST_BLOCK_BYTES;
-	uint8_t *data = malloc(len), epd[RTMFP_CRYPTO_SODIUM_EPD_PEER_ID_BYTES], buf[XFER_PROTO_GET_MAX_BYTES];
+	uint8_t *data = malloc(len), buf[XFER_PROTO_GET_MAX_BYTES];
 	struct manifest *m = NULL;
 	struct xfer_proto_msg g;
 	struct xfer_totals st;
@@ -962,12 +908,10 @@ T_CASE(bad_reader_requests)
 
 	T_CHECK(data && pair_start_raw(true, false, true, false) == 0);
 	fill(data, len, 12);
-	m = publish(&srv, cli.id->peer_id, "x", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "x", data, len, 0);
 	T_CHECK(m);
-	rtmfp_crypto_sodium_epd_peer_id(epd, srv.id->peer_id);
-	T_CHECK(rtmfp_open_flow(rtmfp_posix_core(cli.px), &cli.raw_out, epd, sizeof(epd),
-				(const uint8_t *)XFER_FLOW_METADATA, strlen(XFER_FLOW_METADATA), &srv.bound, 1,
-				rtmfp_posix_now()) == 0);
+	T_CHECK(pair_open_flow(&cli.pn, &srv.pn, srv.pn.id->peer_id, (const uint8_t *)XFER_FLOW_METADATA,
+			       strlen(XFER_FLOW_METADATA), &cli.raw_out) == 0);
 	memset(&g, 0, sizeof(g));
 	g.req = 77;
 	manifest_hash(m, g.manifest);
@@ -983,7 +927,7 @@ T_CASE(bad_reader_requests)
 	buf_writer_init(&w, buf, sizeof(buf));
 	T_CHECK_EQ_INT(xfer_proto_get_encode(&w, &g), 0);
 	T_CHECK_EQ_INT(rtmfp_send_write(cli.raw_out, buf, buf_writer_len(&w), rtmfp_posix_now()), 0);
-	rtmfp_posix_kick(cli.px);
+	rtmfp_posix_kick(cli.pn.px);
 	end = loop_clock_ns() + 10 * SEC;
 	while (cli.raw_answers < 1 && loop_clock_ns() < end)
 		loop_run_once(loop, 20 * LOOP_NS_PER_MS);
@@ -992,7 +936,7 @@ T_CASE(bad_reader_requests)
 		cli.raw_last.code == XFER_ERR_NOT_FOUND);
 	/* garbage: the owner closes the flow */
 	T_CHECK_EQ_INT(rtmfp_send_write(cli.raw_out, "junk", 4, rtmfp_posix_now()), 0);
-	rtmfp_posix_kick(cli.px);
+	rtmfp_posix_kick(cli.pn.px);
 	end = loop_clock_ns() + 10 * SEC;
 	while (!cli.raw_out_closed && loop_clock_ns() < end)
 		loop_run_once(loop, 20 * LOOP_NS_PER_MS);
@@ -1015,14 +959,14 @@ T_CASE(peer_down_then_back)
 
 	T_CHECK(data && pair_start(true, false) == 0);
 	fill(data, len, 8);
-	m = publish(&srv, cli.id->peer_id, "p", data, len, 0);
+	m = publish(&srv, cli.pn.id->peer_id, "p", data, len, 0);
 	T_CHECK(m);
 	watch(&cli, m);
 	for (uint32_t i = 0; i < 8; i++) {
 		want_of(&w, &srv, "p", m, i);
 		T_CHECK_EQ_INT(fetch(&cli, &w), 0);
 	}
-	xfer_peer_down(cli.x, srv.id->peer_id);
+	xfer_peer_down(cli.x, srv.pn.id->peer_id);
 	T_CHECK_EQ_INT(cli.n_arrived, 0);
 	T_CHECK(run_until_arrived(&cli, 8, 5 * SEC));
 	for (uint32_t i = 0; i < 8; i++)
