@@ -365,6 +365,14 @@ static void hook_arrived(void *ctx, const uint8_t hash[static STORE_HASH_BYTES],
 		fs_block_arrived(d->fs, hash, err);
 }
 
+static void hook_delivered(void *ctx, const uint8_t hash[static STORE_HASH_BYTES], const uint8_t *data, size_t len)
+{
+	struct daemon *d = ctx;
+
+	if (d->fs)
+		fs_block_data(d->fs, hash, data, len);
+}
+
 static int hook_fetch(void *ctx, const struct xfer_want *w)
 {
 	struct daemon *d = ctx;
@@ -749,6 +757,7 @@ static int start_net(struct daemon *d)
 	xp.open_flow = hook_open_flow;
 	xp.allowed = hook_allowed;
 	xp.arrived = hook_arrived;
+	xp.delivered = hook_delivered;
 	xp.kick = hook_kick;
 	xp.ctx = d;
 	rc = xfer_new(&d->xfer, &xp);

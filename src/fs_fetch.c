@@ -5,11 +5,14 @@
  * have all arrived (fs_block_arrived), one of them failed, the timeout
  * passed or the kernel interrupted the request.  The loop never waits.
  *
- * A waiting read ("wait") remembers which block indices it still lacks,
- * not bytes: when the last one arrives, the whole read is done again from
- * the store (a block evicted meanwhile is simply asked for again, within
- * the same deadline).  Several reads may wait for one block; the network
- * side answers each hash once, so every wait that lacks it is told.
+ * A waiting read ("wait") keeps the reply it is building and the block
+ * indices it still lacks.  A block that checked out is copied into every
+ * wait that lacks it as soon as it comes (fs_block_data, before it is in
+ * the store), and a wait that lacks nothing more is answered then; a block
+ * that only reached the store (fs_block_arrived) is read from there (one
+ * evicted meanwhile is simply asked for again, within the same deadline).
+ * Several reads may wait for one block; the network side answers each hash
+ * once, so every wait that lacks it is told.
  *
  * Read-ahead: a read that starts where the previous read of the handle
  * ended (or at 0) asks for the blocks up to FS_FETCH_AHEAD_BYTES past its
@@ -51,6 +54,7 @@ struct wait {
 	struct handle *h;
 	uint64_t off;
 	size_t size;
+	uint8_t *out;      /* the reply being built: w->size bytes */
 	/* a whole file (h NULL): @own_m; @retry(@fs, @req, @ctx) once all is here */
 	struct manifest *own_m;
 	fs_fetch_retry_fn *retry;
@@ -75,6 +79,7 @@ static void wait_free(struct fs *fs, struct wait *w)
 	if (w->h)
 		w->h->waits--;
 	manifest_free(w->own_m);
+	free(w->out);
 	free(w->ctx);
 	free(w->missing);
 	free(w);
@@ -129,35 +134,60 @@ static int part(struct fs *fs, struct handle *h, uint32_t i, uint8_t *dst, size_
 }
 
 /*
- * fill - the bytes of @w's read into @out (w->size bytes), block by block;
- * the blocks that are not here go to w->missing.  0 when all were here, 1
- * when some are missing, -EIO or -ENOMEM.
+ * block_into - the bytes of block @i that @w's read wants, from the store
+ * into w->out.  0, -ENOENT (not here), -EIO, -ENOMEM.
  */
-static int fill(struct fs *fs, struct wait *w, uint8_t *out)
+static int block_into(struct fs *fs, struct wait *w, uint32_t i)
 {
 	struct handle *h = w->h;
-	uint64_t bsize = manifest_block_bytes(h->m), end = w->off + w->size;
-	uint32_t first = (uint32_t)(w->off / bsize), last = (uint32_t)((end - 1) / bsize);
-	int rc = 0;
+	uint64_t end = w->off + w->size, from, to;
+	struct manifest_block mb;
 
-	w->n_missing = 0;
-	for (uint32_t i = first; i <= last; i++) {
-		struct manifest_block mb;
-		uint64_t from, to;
+	if (manifest_block(h->m, i, &mb))
+		return -EIO;
+	from = mb.offset > w->off ? mb.offset : w->off;
+	to = mb.offset + mb.len < end ? mb.offset + mb.len : end;
+	if (from == mb.offset && to == mb.offset + mb.len)
+		return fs_remote_block(fs, h->m, i, w->out + (from - w->off), mb.len);
+	return part(fs, h, i, w->out + (from - w->off), (size_t)(from - mb.offset), (size_t)(to - from));
+}
 
-		rc = manifest_block(h->m, i, &mb);
-		if (rc)
-			return -EIO;
-		from = mb.offset > w->off ? mb.offset : w->off;
-		to = mb.offset + mb.len < end ? mb.offset + mb.len : end;
-		if (from == mb.offset && to == mb.offset + mb.len)
-			rc = fs_remote_block(fs, h->m, i, out + (from - w->off), mb.len);
-		else
-			rc = part(fs, h, i, out + (from - w->off), (size_t)(from - mb.offset), (size_t)(to - from));
-		if (rc == -ENOENT)
-			rc = add_missing(w, i);
+/*
+ * fill - the bytes of @w's read into w->out, block by block; the blocks
+ * that are not here go to w->missing.  The first time every block of the
+ * read is looked at, later only the ones still missing.  0 when all are
+ * here, 1 when some are missing, -EIO or -ENOMEM.
+ */
+static int fill(struct fs *fs, struct wait *w)
+{
+	int rc;
+
+	if (!w->out) {
+		uint64_t bsize = manifest_block_bytes(w->h->m);
+		uint32_t first = (uint32_t)(w->off / bsize), last = (uint32_t)((w->off + w->size - 1) / bsize);
+
+		w->out = malloc(w->size);
+		if (!w->out)
+			return -ENOMEM;
+		w->n_missing = 0;
+		for (uint32_t i = first; i <= last; i++) {
+			rc = block_into(fs, w, i);
+			if (rc == -ENOENT)
+				rc = add_missing(w, i);
+			if (rc)
+				return rc;
+		}
+		return w->n_missing ? 1 : 0;
+	}
+	for (size_t k = 0; k < w->n_missing;) {
+		rc = block_into(fs, w, w->missing[k]);
+		if (rc == -ENOENT) {
+			k++;
+			continue;
+		}
 		if (rc)
 			return rc;
+		w->missing[k] = w->missing[--w->n_missing];
 	}
 	return w->n_missing ? 1 : 0;
 }
@@ -286,14 +316,12 @@ static int ask_missing(struct fs *fs, struct wait *w, const uint8_t version[STOR
 
 static bool attempt(struct fs *fs, struct wait *w)
 {
-	uint8_t *out = malloc(w->size);
-	int rc = out ? fill(fs, w, out) : -ENOMEM;
+	int rc = fill(fs, w);
 
-	if (rc == 0)
-		fuse_reply_buf(w->req, (const char *)out, w->size);
-	free(out);
-	if (rc == 0)
+	if (rc == 0) {
+		fuse_reply_buf(w->req, (const char *)w->out, w->size);
 		return true;
+	}
 	if (rc == 1)
 		rc = ask_missing(fs, w, w->h->version);
 	if (rc == 1)
@@ -336,8 +364,10 @@ void fs_fetch_read(struct fs *fs, fuse_req_t req, struct handle *h, size_t size,
 	/* the blocks this read needs are asked for first, read-ahead after them */
 	if (attempt(fs, &first)) {
 		free(first.missing);
+		free(first.out);
 	} else if (start_wait(fs, &first)) {
 		free(first.missing);
+		free(first.out);
 		fuse_reply_err(req, ENOMEM);
 	}
 	ahead(fs, h, off, size);
@@ -384,21 +414,35 @@ int fs_fetch_whole(struct fs *fs, fuse_req_t req, struct node *n, fs_fetch_retry
 	return rc == -ENOMEM ? rc : 0;
 }
 
-/* arrived - @w lacked @hash: take it off its list; true if @w lacked it. */
-static bool arrived(struct wait *w, const uint8_t hash[STORE_HASH_BYTES])
+/*
+ * arrived - @w lacked @hash, which is now in the store (@err 0) or will
+ * not come: take it off the list (a read copies its bytes from the store
+ * now; one evicted already stays on the list and is asked for again).
+ * True if @w lacked it.
+ */
+static bool arrived(struct fs *fs, struct wait *w, const uint8_t hash[STORE_HASH_BYTES], int err)
 {
 	bool hit = false;
 
 	for (size_t k = 0; k < w->n_missing;) {
 		struct manifest_block mb;
 
-		if (manifest_block(w->m, w->missing[k], &mb) == 0 &&
-		    memcmp(mb.hash, hash, STORE_HASH_BYTES) == 0) {
-			w->missing[k] = w->missing[--w->n_missing];
-			hit = true;
-		} else {
+		if (manifest_block(w->m, w->missing[k], &mb) != 0 || memcmp(mb.hash, hash, STORE_HASH_BYTES) != 0) {
 			k++;
+			continue;
 		}
+		hit = true;
+		if (w->out && !err) {
+			int rc = block_into(fs, w, w->missing[k]);
+
+			if (rc == -ENOENT) {
+				k++;
+				continue;
+			}
+			if (rc && !w->err)
+				w->err = rc;
+		}
+		w->missing[k] = w->missing[--w->n_missing];
 	}
 	return hit;
 }
@@ -409,7 +453,7 @@ void fs_block_arrived(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES]
 
 	/* mark first, answer after: answering may ask again and change the list */
 	for (w = fs->waits; w; w = w->next)
-		if (arrived(w, hash) && (err || w->n_missing == 0)) {
+		if (arrived(fs, w, hash, err) && (err || w->err || w->out || w->n_missing == 0)) {
 			w->ready = true;
 			if (err && !w->err)
 				w->err = err;
@@ -436,6 +480,39 @@ void fs_block_arrived(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES]
 		} else if (w->interrupted || attempt(fs, w)) {
 			if (w->interrupted)
 				fuse_reply_err(w->req, EINTR);
+			wait_free(fs, w);
+		}
+	}
+}
+
+void fs_block_data(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES], const uint8_t *data, size_t len)
+{
+	struct wait *w, *next;
+
+	for (w = fs->waits; w; w = next) {
+		bool hit = false;
+
+		next = w->next;
+		if (!w->h || !w->out || w->interrupted)
+			continue; /* a whole file needs the block in the store: fs_block_arrived */
+		for (size_t k = 0; k < w->n_missing;) {
+			struct manifest_block mb;
+			uint64_t end = w->off + w->size, from, to;
+
+			if (manifest_block(w->m, w->missing[k], &mb) || mb.len != len ||
+			    memcmp(mb.hash, hash, STORE_HASH_BYTES) != 0) {
+				k++;
+				continue;
+			}
+			/* a file may hold the same block at several indices */
+			from = mb.offset > w->off ? mb.offset : w->off;
+			to = mb.offset + mb.len < end ? mb.offset + mb.len : end;
+			memcpy(w->out + (from - w->off), data + (from - mb.offset), (size_t)(to - from));
+			w->missing[k] = w->missing[--w->n_missing];
+			hit = true;
+		}
+		if (hit && w->n_missing == 0) {
+			fuse_reply_buf(w->req, (const char *)w->out, w->size);
 			wait_free(fs, w);
 		}
 	}

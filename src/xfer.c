@@ -732,12 +732,17 @@ static void answer(struct xfer *x, struct cpeer *cp, const uint8_t *msg, size_t 
 			log_warn("block %u of %s from %s does not match its hash: dropped", r->index, r->path,
 				 cp->hex);
 			finish(x, r, -EIO);
-		} else if (!(r->data = buf_take(x, r->len))) {
-			finish(x, r, -ENOMEM);
 		} else {
-			memcpy(r->data, m.data, r->len);
-			stat_done(&cp->st, r->len, now_ns());
-			finish(x, r, 0);
+			/* waiting reads first; then a copy for the store */
+			if (x->p.delivered)
+				x->p.delivered(x->p.ctx, r->hash, m.data, r->len);
+			if (!(r->data = buf_take(x, r->len))) {
+				finish(x, r, -ENOMEM);
+			} else {
+				memcpy(r->data, m.data, r->len);
+				stat_done(&cp->st, r->len, now_ns());
+				finish(x, r, 0);
+			}
 		}
 	}
 	arm(x);

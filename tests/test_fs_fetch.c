@@ -10,6 +10,9 @@
  *     loop stays responsive;
  *   - a sequential read asks ahead, a random one does not;
  *   - a second read is served without fetching again;
+ *   - a read whose blocks come by fs_block_data (the way xfer hands over a
+ *     checked block before it is in the store) is answered from them, and
+ *     the bytes are right at every block boundary;
  *   - fs_entry_changed while a read waits for its blocks does not stop
  *     the loop, and new attributes show at once;
  *   - published() is called for each kind of local change.
@@ -140,6 +143,7 @@ static const uint8_t *find_block(const uint8_t hash[32], uint32_t *len)
 struct answer {
 	uint8_t hash[32];
 	int err;
+	bool mem; /* hand the bytes over with fs_block_data, keep them out of the store */
 };
 
 static void on_answer(struct loop *loop, struct loop_timer *t, void *ctx)
@@ -152,7 +156,9 @@ static void on_answer(struct loop *loop, struct loop_timer *t, void *ctx)
 	(void)t;
 	if (a->err == 0) {
 		data = find_block(a->hash, &len);
-		if (!data || store_block_cache_put(E.m.s, NULL, a->hash, data, len) != 0)
+		if (data && a->mem)
+			fs_block_data(E.m.fs, a->hash, data, len);
+		else if (!data || store_block_cache_put(E.m.s, NULL, a->hash, data, len) != 0)
 			a->err = -EIO;
 	}
 	pthread_mutex_lock(&E.mu);
@@ -201,6 +207,7 @@ static int fake_fetch(void *ctx, const struct xfer_want *w)
 		return -ENOMEM;
 	memcpy(a->hash, w->hash, 32);
 	a->err = strncmp(w->path, "fail", 4) == 0 ? -EIO : 0;
+	a->mem = strncmp(w->path, "mem", 3) == 0;
 	return loop_timer_add(E.m.loop, (uint64_t)E.delay_ms * LOOP_NS_PER_MS, on_answer, a, NULL);
 }
 
@@ -402,6 +409,7 @@ T_CASE(setup)
 	T_CHECK_EQ_INT(add_file("cut.bin", 3 * BLOCK, 14, false), 0);
 	T_CHECK_EQ_INT(add_file("big.bin", (size_t)BIG_BLOCKS * BLOCK, 6, false), 0);
 	T_CHECK_EQ_INT(add_file("changing.bin", 2 * BLOCK, 7, false), 0);
+	T_CHECK_EQ_INT(add_file("mem.bin", 3 * BLOCK + 999, 15, false), 0);
 	E.delay_ms = 50;
 
 	fp.fetch = fake_fetch;
@@ -484,6 +492,42 @@ T_CASE(second_read_fetches_nothing)
 	T_CHECK_MEM(buf, f->data, f->len);
 	free(buf);
 	T_CHECK_EQ_INT(wants_of("small.bin", NULL), before);
+}
+
+T_CASE(read_answered_from_memory)
+{
+	const struct tfile *f = tfile("mem.bin");
+	uint8_t *buf = malloc(f->len + 1);
+	size_t asked_first;
+	char path[128];
+	int fd;
+
+	T_CHECK(buf != NULL);
+	T_CHECK_EQ_INT(read_all("mem.bin", buf, f->len + 1), f->len);
+	T_CHECK_MEM(buf, f->data, f->len);
+	asked_first = wants_of("mem.bin", NULL);
+	T_CHECK(asked_first >= 4);
+	/* the blocks never reached the store: a read the kernel does not
+	 * serve from its cache asks again, and gets them again; O_DIRECT
+	 * reads cross each block boundary at odd offsets */
+	mnt_path(path, sizeof(path), "mem.bin");
+	fd = open(path, O_RDONLY | O_DIRECT);
+	T_CHECK(fd >= 0);
+	if (fd >= 0) {
+		for (uint32_t i = 1; i <= 3; i++) {
+			uint8_t *p = NULL;
+
+			T_CHECK_EQ_INT(posix_memalign((void **)&p, 4096, 8192), 0);
+			size_t off = (size_t)i * BLOCK - 4096, want = f->len - off < 8192 ? f->len - off : 8192;
+
+			T_CHECK_EQ_INT(pread(fd, p, 8192, (off_t)off), (long)want);
+			T_CHECK_MEM(p, f->data + off, want);
+			free(p);
+		}
+		close(fd);
+	}
+	T_CHECK(wants_of("mem.bin", NULL) > asked_first);
+	free(buf);
 }
 
 struct reader {
@@ -843,6 +887,7 @@ int main(void)
 	T_RUN(kernel_readahead_raised);
 	T_RUN(read_waits_then_completes);
 	T_RUN(second_read_fetches_nothing);
+	T_RUN(read_answered_from_memory);
 	T_RUN(two_reads_wait_for_one_block);
 	T_RUN(failed_block_is_eio);
 	T_RUN(refused_fetch_is_eio);

@@ -144,6 +144,16 @@ void fs_free(struct fs *fs);
 void fs_block_arrived(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES], int err);
 
 /*
+ * fs_block_data - the block @hash (@len bytes at @data, checked against
+ * its hash by the caller) came from the network: reads waiting for it
+ * take their bytes now, and the ones that lack nothing more are answered
+ * without waiting for the store.  fs_block_arrived() must still follow
+ * (a copy of a whole file needs the block in the store).  Calls nothing
+ * of the network side; safe from inside an rtmfp event.
+ */
+void fs_block_data(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES], const uint8_t *data, size_t len);
+
+/*
  * fs_buddy_set_online - mark the buddy @id online (its directory appears in
  * the root, if it is a mutual buddy in the store) or offline (it
  * disappears: the kernel's cached name is invalidated, by the notifier

@@ -17,9 +17,11 @@
  * with a BLOCK or an ERROR on a return flow associated with that flow
  * (same metadata).  The owner does not hash what it serves (its objects
  * are immutable and the reader checks every byte); the reader hashes each
- * answer, and the blocks that check out in one loop iteration go into the
- * store's cache in one transaction (a deferred call), then arrived() runs
- * for each of them.
+ * answer; a block that checks out is handed to delivered() at once (so a
+ * waiting read is answered from memory, without waiting for the store),
+ * and the blocks that check out in one loop iteration go into the store's
+ * cache in one transaction (a deferred call), then arrived() runs for each
+ * of them.
  *
  * Owns: request/answer flows, the in-flight table and its timeouts,
  * serving blocks from HOME/objects, putting verified blocks in the store's
@@ -103,6 +105,15 @@ struct xfer_params {
 	 * went away).  Called once per hash for all the asks of it.
 	 */
 	void (*arrived)(void *ctx, const uint8_t hash[static STORE_HASH_BYTES], int err);
+	/*
+	 * Optional: the block @hash asked with xfer_fetch() came and checked
+	 * out; @data (@len bytes) is valid only during the call.  It comes
+	 * before the block is in the store (arrived() follows), from inside
+	 * an rtmfp event: take the bytes, call nothing of xfer.  NULL: only
+	 * arrived() is called.
+	 */
+	void (*delivered)(void *ctx, const uint8_t hash[static STORE_HASH_BYTES], const uint8_t *data,
+			  size_t len);
 	/*
 	 * Optional: xfer wrote to or closed flows outside an rtmfp event (in
 	 * xfer_fetch, xfer_peer_down, a timer or a deferred call); the owner
