@@ -9,10 +9,17 @@
  * them all; a request still unanswered XFER_TIMEOUT_CAP times timeout_s
  * after it was asked fails alone.  All requests sit on one list in the
  * order they were asked (the order of their caps); one loop timer watches
- * the earliest of the owners' silence deadlines and the list's head.  A
- * finished request moves to the done list; a deferred call puts
- * the checked blocks in the store (one transaction) and then calls
- * arrived() for each, so arrived() never runs inside xfer_fetch().
+ * the earliest of the owners' silence deadlines and the list's head.  An
+ * answered block leaves the window at once and goes to the checker, a
+ * thread that only hashes (BLAKE2b is a third of a reader's CPU per byte,
+ * and the loop has the packets, the keys and FUSE to serve meanwhile); an
+ * eventfd brings the verdicts back to the loop, which hands a good block
+ * to delivered() (waiting reads) and finishes the request.  A finished
+ * request moves to the done list; a deferred call puts the checked blocks
+ * in the store (one transaction) and then calls arrived() for each, so
+ * arrived() never runs inside xfer_fetch().  The checker touches only a
+ * request's bytes, hash and verdict, and only while the loop leaves the
+ * request alone (REQ_CHECKING: in no list, table or window of the loop).
  *
  * Owner side: each reader's GET flow is a struct sflow with our return
  * flow and a queue of GETs answered in order; a message that hit the
@@ -24,10 +31,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -86,7 +96,12 @@ struct xstat {
 	uint64_t last_active;       /* ns, 0: never */
 };
 
-enum req_state { REQ_QUEUED, REQ_SENT, REQ_DONE };
+/*
+ * QUEUED: on its peer's queue; SENT: in the window, findable by id;
+ * CHECKING: answered, its bytes with the checker (which alone reads them
+ * until it hands the request back); DONE: on x->done.
+ */
+enum req_state { REQ_QUEUED, REQ_SENT, REQ_CHECKING, REQ_DONE };
 
 struct req {
 	struct req *hnext;          /* bucket chain by block hash */
@@ -98,7 +113,9 @@ struct req {
 	uint32_t id;
 	uint8_t state;
 	int err;
-	uint8_t *data;              /* checked bytes waiting for the store */
+	uint8_t *data;              /* the answer's bytes: being checked, then waiting for the store */
+	struct req *cnext;          /* the checker's lists (under its lock) */
+	bool good;                  /* the checker's verdict: @data has @hash */
 	uint8_t manifest[STORE_HASH_BYTES];
 	uint8_t hash[STORE_HASH_BYTES];
 	uint32_t index, len;
@@ -160,8 +177,23 @@ struct fdcache {
 	uint64_t used;
 };
 
+/*
+ * The checker: one thread hashing answered blocks.  Requests go in on @in
+ * and come back on @out (both FIFO, under @mu); an eventfd wakes the loop.
+ */
+struct checker {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct req *in, **in_tail, *out, **out_tail;
+	bool stop;
+	int efd;
+	struct loop_fd *lfd;
+};
+
 struct xfer {
 	struct xfer_params p;
+	struct checker *ck;         /* NULL: blocks are checked on the loop */
 	char *home;
 	struct loop_timer *timer;
 	bool deferred;
@@ -383,14 +415,15 @@ static void finish(struct xfer *x, struct req *r, int err)
 
 	if (r->state == REQ_DONE)
 		return;
-	list_del(&r->all);
 	if (r->state == REQ_QUEUED) {
+		list_del(&r->all);
 		list_del(&r->q);
-	} else {
+	} else if (r->state == REQ_SENT) {
+		list_del(&r->all);
 		id_del(x, r);
 		cp->in_flight--;
 		cp->in_flight_bytes -= r->len;
-	}
+	} /* CHECKING: out of the list and the window already (check_begin) */
 	cp->asked--;
 	r->state = REQ_DONE;
 	r->err = err;
@@ -698,10 +731,195 @@ int xfer_fetch(struct xfer *x, const struct xfer_want *w)
 	return 0;
 }
 
+/* block_good - @r's answer has the length and hash asked for (any thread). */
+static bool block_good(const struct req *r)
+{
+	uint8_t got[STORE_HASH_BYTES];
+
+	manifest_block_hash(got, r->data, r->len);
+	return sodium_memcmp(got, r->hash, STORE_HASH_BYTES) == 0;
+}
+
+/*
+ * checked - the verdict on @r's answer is in (r->good): a good block goes
+ * to the reads waiting for it (delivered), then to the store (finish); a
+ * bad one is dropped.
+ */
+static void checked(struct xfer *x, struct req *r)
+{
+	struct cpeer *cp = r->peer;
+
+	if (!r->good) {
+		x->totals.blocks_bad++;
+		log_warn("block %u of %s from %s does not match its hash: dropped", r->index, r->path, cp->hex);
+		buf_give(x, r->data, r->len);
+		r->data = NULL;
+		finish(x, r, -EIO);
+		return;
+	}
+	if (x->p.delivered)
+		x->p.delivered(x->p.ctx, r->hash, r->data, r->len);
+	stat_done(&cp->st, r->len, now_ns());
+	finish(x, r, 0);
+}
+
+/* ---- the checker thread ---- */
+
+static void *checker_main(void *arg)
+{
+	struct checker *ck = arg;
+	const uint64_t one = 1;
+
+	pthread_mutex_lock(&ck->mu);
+	for (;;) {
+		struct req *r;
+		bool good;
+
+		while (!ck->in && !ck->stop)
+			pthread_cond_wait(&ck->cv, &ck->mu);
+		if (ck->stop)
+			break;
+		r = ck->in;
+		ck->in = r->cnext;
+		if (!ck->in)
+			ck->in_tail = &ck->in;
+		pthread_mutex_unlock(&ck->mu);
+		good = block_good(r); /* the loop leaves a CHECKING request alone */
+		pthread_mutex_lock(&ck->mu);
+		r->good = good;
+		r->cnext = NULL;
+		*ck->out_tail = r;
+		ck->out_tail = &r->cnext;
+		if (write(ck->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_error("the block checker cannot wake the loop: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&ck->mu);
+	return NULL;
+}
+
+/* check_begin - out of the window (more GETs may go) and to the checker. */
+static void check_begin(struct xfer *x, struct req *r)
+{
+	struct checker *ck = x->ck;
+	struct cpeer *cp = r->peer;
+
+	list_del(&r->all);
+	id_del(x, r);
+	cp->in_flight--;
+	cp->in_flight_bytes -= r->len;
+	r->state = REQ_CHECKING;
+	r->cnext = NULL;
+	pthread_mutex_lock(&ck->mu);
+	*ck->in_tail = r;
+	ck->in_tail = &r->cnext;
+	pthread_cond_signal(&ck->cv);
+	pthread_mutex_unlock(&ck->mu);
+}
+
+/* on_checked - the checker handed requests back: act on each verdict. */
+static void on_checked(struct loop *loop, struct loop_fd *h, int fd, uint32_t events, void *ctx)
+{
+	struct xfer *x = ctx;
+	struct checker *ck = x->ck;
+	struct req *list;
+	uint64_t n;
+
+	(void)loop;
+	(void)h;
+	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("block checker eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&ck->mu);
+	list = ck->out;
+	ck->out = NULL;
+	ck->out_tail = &ck->out;
+	pthread_mutex_unlock(&ck->mu);
+	while (list) {
+		struct req *r = list;
+
+		list = r->cnext;
+		r->cnext = NULL;
+		checked(x, r);
+	}
+	arm(x);
+	kick(x);
+}
+
+/* checker_free - stop and join the thread; the requests it holds are freed. */
+static void checker_free(struct xfer *x)
+{
+	struct checker *ck = x->ck;
+	struct req *lists[2];
+
+	if (!ck)
+		return;
+	pthread_mutex_lock(&ck->mu);
+	ck->stop = true;
+	pthread_cond_signal(&ck->cv);
+	pthread_mutex_unlock(&ck->mu);
+	pthread_join(ck->thread, NULL);
+	loop_fd_remove(x->p.loop, ck->lfd);
+	close(ck->efd);
+	lists[0] = ck->in;
+	lists[1] = ck->out;
+	for (int i = 0; i < 2; i++)
+		while (lists[i]) {
+			struct req *r = lists[i];
+
+			lists[i] = r->cnext;
+			req_free(x, r);
+		}
+	pthread_cond_destroy(&ck->cv);
+	pthread_mutex_destroy(&ck->mu);
+	free(ck);
+	x->ck = NULL;
+}
+
+/*
+ * checker_new - start the checker; on failure blocks are checked on the
+ * loop (slower, same result).  Signals stay with the loop's thread.
+ */
+static void checker_new(struct xfer *x)
+{
+	struct checker *ck = calloc(1, sizeof(*ck));
+	sigset_t all, old;
+	int rc = -ENOMEM;
+
+	if (!ck)
+		goto fail;
+	ck->in_tail = &ck->in;
+	ck->out_tail = &ck->out;
+	ck->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ck->efd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = loop_fd_add(x->p.loop, ck->efd, LOOP_IN, on_checked, x, &ck->lfd);
+	if (rc)
+		goto fail_fd;
+	pthread_mutex_init(&ck->mu, NULL);
+	pthread_cond_init(&ck->cv, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = -pthread_create(&ck->thread, NULL, checker_main, ck);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc == 0) {
+		x->ck = ck;
+		return;
+	}
+	pthread_cond_destroy(&ck->cv);
+	pthread_mutex_destroy(&ck->mu);
+	loop_fd_remove(x->p.loop, ck->lfd);
+fail_fd:
+	close(ck->efd);
+fail:
+	free(ck);
+	log_info("blocks are checked on the loop's thread: %s", bfs_strerror(rc));
+}
+
 /* answer - a BLOCK or ERROR on @cp's return flow. */
 static void answer(struct xfer *x, struct cpeer *cp, const uint8_t *msg, size_t len)
 {
-	uint8_t got[STORE_HASH_BYTES];
 	struct xfer_proto_msg m;
 	struct req *r;
 	int rc;
@@ -724,25 +942,18 @@ static void answer(struct xfer *x, struct cpeer *cp, const uint8_t *msg, size_t 
 		x->totals.errors_received++;
 		log_warn("%s refused block %u of %s (code %u)", cp->hex, r->index, r->path, m.code);
 		finish(x, r, -EIO);
+	} else if (m.data_len != r->len) {
+		r->good = false;
+		checked(x, r);
+	} else if (!(r->data = buf_take(x, r->len))) {
+		finish(x, r, -ENOMEM);
 	} else {
-		if (m.data_len == r->len)
-			manifest_block_hash(got, m.data, m.data_len);
-		if (m.data_len != r->len || sodium_memcmp(got, r->hash, STORE_HASH_BYTES) != 0) {
-			x->totals.blocks_bad++;
-			log_warn("block %u of %s from %s does not match its hash: dropped", r->index, r->path,
-				 cp->hex);
-			finish(x, r, -EIO);
+		memcpy(r->data, m.data, r->len);
+		if (x->ck) {
+			check_begin(x, r);
 		} else {
-			/* waiting reads first; then a copy for the store */
-			if (x->p.delivered)
-				x->p.delivered(x->p.ctx, r->hash, m.data, r->len);
-			if (!(r->data = buf_take(x, r->len))) {
-				finish(x, r, -ENOMEM);
-			} else {
-				memcpy(r->data, m.data, r->len);
-				stat_done(&cp->st, r->len, now_ns());
-				finish(x, r, 0);
-			}
+			r->good = block_good(r);
+			checked(x, r);
 		}
 	}
 	arm(x);
@@ -1311,6 +1522,7 @@ int xfer_new(struct xfer **out, const struct xfer_params *p)
 	rc = loop_timer_new(p->loop, on_timer, x, &x->timer);
 	if (rc)
 		goto fail;
+	checker_new(x);
 	*out = x;
 	return 0;
 fail:
@@ -1322,6 +1534,7 @@ void xfer_free(struct xfer *x)
 {
 	if (!x)
 		return;
+	checker_free(x);
 	if (x->timer)
 		loop_timer_cancel(x->p.loop, x->timer);
 	loop_defer_cancel(x->p.loop, flush_done, x);

@@ -17,7 +17,8 @@
  * with a BLOCK or an ERROR on a return flow associated with that flow
  * (same metadata).  The owner does not hash what it serves (its objects
  * are immutable and the reader checks every byte); the reader hashes each
- * answer; a block that checks out is handed to delivered() at once (so a
+ * answer (on a thread of its own, so the loop goes on meanwhile); a block
+ * that checks out is handed to delivered() at once (so a
  * waiting read is answered from memory, without waiting for the store),
  * and the blocks that check out in one loop iteration go into the store's
  * cache in one transaction (a deferred call), then arrived() runs for each
@@ -108,8 +109,9 @@ struct xfer_params {
 	/*
 	 * Optional: the block @hash asked with xfer_fetch() came and checked
 	 * out; @data (@len bytes) is valid only during the call.  It comes
-	 * before the block is in the store (arrived() follows), from inside
-	 * an rtmfp event: take the bytes, call nothing of xfer.  NULL: only
+	 * before the block is in the store (arrived() follows), from a loop
+	 * callback that may be an rtmfp event: take the bytes, call nothing
+	 * of xfer.  NULL: only
 	 * arrived() is called.
 	 */
 	void (*delivered)(void *ctx, const uint8_t hash[static STORE_HASH_BYTES], const uint8_t *data,
