@@ -817,6 +817,7 @@ static int run(struct daemon *d)
 	}
 	if (d->p->cache_bytes)
 		store_block_cache_set_limit(d->store, d->p->cache_bytes);
+	store_cache_sweep(d->store); /* leftovers of a crash; it logs what it removed */
 	rc = loop_new(&d->loop);
 	if (rc) {
 		log_error("cannot make the event loop: %s", bfs_strerror(rc));

@@ -33,11 +33,13 @@
  * blocks to the young end (a full queue or store_close writes them too).  An LRU order lost in a
  * crash costs nothing but a worse eviction choice.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1163,6 +1165,56 @@ static int cache_file_write(struct store *s, const uint8_t *hash, const uint8_t 
 	}
 	verified_add(s, hash);
 	return 0;
+}
+
+/* stale_tmp - @name is "<64 hex>.<pid>.tmp" of a process that is not running. */
+static bool stale_tmp(const char *name)
+{
+	const char *dot = strchr(name, '.');
+	char *end;
+	long pid;
+
+	if (!dot || dot - name != 2 * STORE_HASH_BYTES)
+		return false;
+	errno = 0;
+	pid = strtol(dot + 1, &end, 10);
+	if (errno || pid <= 0 || pid > INT_MAX || strcmp(end, ".tmp") != 0)
+		return false;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+long store_cache_sweep(struct store *s)
+{
+	int dfd = cache_dir(s, false);
+	long removed = 0;
+
+	if (dfd == -ENOENT)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	for (unsigned i = 0; i < 256; i++) {
+		char sub[3];
+		struct dirent *de;
+		DIR *d;
+		int fd;
+
+		snprintf(sub, sizeof(sub), "%02x", i);
+		fd = openat(dfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* no block of this prefix yet */
+		d = fdopendir(fd);
+		if (!d) {
+			close(fd);
+			continue;
+		}
+		while ((de = readdir(d)))
+			if (stale_tmp(de->d_name) && unlinkat(fd, de->d_name, 0) == 0)
+				removed++;
+		closedir(d);
+	}
+	if (removed)
+		log_info("store: removed %ld cache file(s) a crashed process left half written", removed);
+	return removed;
 }
 
 /* cache_file_unlink - remove @hash's file (gone already is fine). */

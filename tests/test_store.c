@@ -916,6 +916,52 @@ static int raw_put(const char *db, const void *key, size_t klen, const void *v, 
 	return rc;
 }
 
+/* tmp_name - @block's file name with ".<pid>.tmp", as a put in process @pid writes it. */
+static void tmp_name(char *out, size_t cap, const char *block, long pid)
+{
+	snprintf(out, cap, "%s.%ld.tmp", block, pid);
+}
+
+T_CASE(cache_sweep_removes_dead_leftovers)
+{
+	static uint8_t data[1000];
+	char block[256], dead[300], live[300], other[300];
+	struct store *s;
+	uint8_t h[32];
+	pid_t child;
+	int fd;
+
+	memset(data, 0x5a, sizeof(data));
+	crypto_generichash(h, 32, data, sizeof(data), NULL, 0);
+	home_new();
+	T_CHECK_EQ_INT(store_open(&s, home, 0), 0);
+	T_CHECK_EQ_INT(store_cache_sweep(s), 0); /* no cache directory yet */
+	T_CHECK_EQ_INT(store_block_cache_put(s, NULL, h, data, sizeof(data)), 0);
+	cache_file(block, sizeof(block), h);
+	/* a process that died mid-put, one still running (us), a stranger */
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	T_CHECK(child > 0);
+	waitpid(child, NULL, 0);
+	tmp_name(dead, sizeof(dead), block, (long)child);
+	tmp_name(live, sizeof(live), block, (long)getpid());
+	snprintf(other, sizeof(other), "%s.notes", block);
+	for (int i = 0; i < 3; i++) {
+		fd = open(i == 0 ? dead : i == 1 ? live : other, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		T_CHECK(fd >= 0);
+		if (fd >= 0)
+			close(fd);
+	}
+	T_CHECK_EQ_INT(store_cache_sweep(s), 1);
+	T_CHECK(file_gone(dead));
+	T_CHECK(!file_gone(live) && !file_gone(other));
+	T_CHECK(file_is(block, data, sizeof(data))); /* the block itself stays */
+	unlink(live);
+	unlink(other);
+	store_close(s);
+}
+
 T_CASE(schema_mismatch)
 {
 	uint8_t v[4];
@@ -1250,6 +1296,7 @@ int main(void)
 	T_RUN(map_full_is_enospc);
 	T_RUN(block_cache_lru);
 	T_RUN(block_cache_files);
+	T_RUN(cache_sweep_removes_dead_leftovers);
 	T_RUN(schema_mismatch);
 	T_RUN(damaged_records);
 	T_RUN(crash_keeps_last_commit);

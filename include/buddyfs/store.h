@@ -375,6 +375,14 @@ int store_block_local_put(struct store *s, struct store_txn *t, const uint8_t ha
 int store_block_cache_put(struct store *s, struct store_txn *t, const uint8_t hash[static STORE_HASH_BYTES],
 			  const uint8_t *data, size_t len);
 /*
+ * store_cache_sweep - remove the temporary files (<hash>.<pid>.tmp) that a
+ * process which is no longer running left in HOME/cache when it died in
+ * the middle of store_block_cache_put.  A live process's files are left
+ * alone, so any process may call it; the daemon does at start.  Returns
+ * the number of files removed (0 when there is no cache yet) or -errno.
+ */
+long store_cache_sweep(struct store *s);
+/*
  * store_block_get - where block @hash is.  For a LOCAL block *out has the
  * object, offset and length.  For a CACHED block (inline or file-backed;
  * out->kind is STORE_BLOCK_CACHED for both) the bytes are copied into @buf
