@@ -290,11 +290,6 @@ static void on_interrupt(fuse_req_t req, void *data)
 		fs->sweep_queued = true;
 }
 
-/*
- * attempt - answer @w from the store if every block is here (true: @w is
- * done, the caller frees it), else ask for what is missing (false).  A
- * failure answers with EIO (true).
- */
 /* ask_missing - ask for every block @w lacks: 1, or -EIO when one cannot be asked for. */
 static int ask_missing(struct fs *fs, struct wait *w, const uint8_t version[STORE_HASH_BYTES])
 {
@@ -314,6 +309,11 @@ static int ask_missing(struct fs *fs, struct wait *w, const uint8_t version[STOR
 	return 1;
 }
 
+/*
+ * attempt - answer @w if every block is in its reply now (true: @w is
+ * done, the caller frees it), else ask for what is missing (false).  A
+ * failure answers with EIO (true).
+ */
 static bool attempt(struct fs *fs, struct wait *w)
 {
 	int rc = fill(fs, w);

@@ -27,9 +27,10 @@
  *
  * Reading a buddy's file whose blocks are not in the store never blocks
  * the loop: the read asks fs_params.fetch for each missing block, keeps
- * its fuse_req and answers when fs_block_arrived() reported every block
- * it needs (the bytes are then read from the store's cache), or EIO when
- * a block will not come or fs_params.timeout_s passed.  Sequential reads
+ * its fuse_req and the reply it is building, and answers once every block
+ * it needs came: by fs_block_data() (the checked bytes, before they are in
+ * the store) or by fs_block_arrived() (then read from the store's cache);
+ * or EIO when a block will not come or fs_params.timeout_s passed.  Sequential reads
  * also ask for the blocks after the ones read (FS_FETCH_AHEAD_BYTES),
  * without waiting for them.
  *
@@ -137,8 +138,8 @@ void fs_free(struct fs *fs);
 /*
  * fs_block_arrived - the block @hash that fetch asked for is in the store's
  * cache, checked (@err 0), or will not come (@err < 0: every read waiting
- * for it fails with EIO).  Reads that have all their blocks are answered
- * from the store now.  A hash nobody waits for is fine (read-ahead).
+ * for it fails with EIO).  Reads that still lacked it take it from the
+ * store and are answered if they lack nothing more.  A hash nobody waits for is fine (read-ahead).
  * Call it from loop callbacks (xfer's arrived), not from inside fetch.
  */
 void fs_block_arrived(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES], int err);

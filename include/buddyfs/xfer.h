@@ -31,7 +31,8 @@
  * Leaves to others: sessions (the owner's open_flow), deciding what to
  * fetch and read-ahead (fs), who is a mutual buddy (the owner's allowed).
  *
- * One event loop, no threads.  Errors: 0, negative errno or BFS_E*.
+ * One event loop; the checker thread only hashes answered blocks (its
+ * requests are out of the loop's hands meanwhile).  Errors: 0, negative errno or BFS_E*.
  */
 #ifndef BUDDYFS_XFER_H
 #define BUDDYFS_XFER_H
