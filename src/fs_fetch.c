@@ -15,9 +15,14 @@
  * once, so every wait that lacks it is told.
  *
  * Read-ahead: a read that starts where the previous read of the handle
- * ended (or at 0) asks for the blocks up to FS_FETCH_AHEAD_BYTES past its
- * end that are not here and were not asked for yet, and does not wait for
- * them.  A read elsewhere restarts the count.
+ * ended (or at 0) asks for the blocks up to a window past its end that are
+ * not here and were not asked for yet, and does not wait for them.  The
+ * window is FS_FETCH_AHEAD_MIN_BYTES for the first such read and doubles
+ * with each next one up to FS_FETCH_AHEAD_BYTES, as the kernel's own
+ * read-ahead grows: the first read of a file (time to first byte) does
+ * not queue megabytes in front of the requests that follow it (its
+ * release, the next read), and a long sequential read soon has the whole
+ * window in flight.  A read elsewhere restarts the count and the window.
  *
  * Writing a buddy's file without truncating it first copies its current
  * version into a staging file (fs_stage.c), which needs every block: the
@@ -231,14 +236,17 @@ static void ahead(struct fs *fs, struct handle *h, uint64_t off, size_t size)
 	h->next_off = off + size;
 	if (!seq) {
 		h->ahead = 0;
+		h->ahead_n = 0;
 		return;
 	}
 	if (!fs->fetch || fs->closing)
 		return;
 	last = (uint32_t)((off + size - 1) / bsize);
-	n = (uint32_t)(FS_FETCH_AHEAD_BYTES / bsize);
+	/* the window starts small and doubles with each sequential read */
+	n = h->ahead_n ? h->ahead_n : (uint32_t)(FS_FETCH_AHEAD_MIN_BYTES / bsize);
 	if (n < 2)
 		n = 2;
+	h->ahead_n = n * 2 <= FS_FETCH_AHEAD_BYTES / bsize ? n * 2 : (uint32_t)(FS_FETCH_AHEAD_BYTES / bsize);
 	from = last + 1 > h->ahead ? last + 1 : h->ahead;
 	to = count - last - 1 > n ? last + n : count - 1;
 	if (last + 1 >= count || from > to)

@@ -68,6 +68,7 @@ struct handle {
 	uint8_t version[STORE_HASH_BYTES]; /* the manifest hash of @m */
 	uint64_t next_off;  /* where the last read ended: sequential if the next starts near */
 	uint32_t ahead;     /* blocks before this one were asked for ahead already */
+	uint32_t ahead_n;   /* blocks the next sequential read asks ahead; 0: the least */
 	uint8_t *blk;       /* the last block read partly, for the next small read */
 	uint32_t blk_index; /* which block @blk holds, if @blk_valid */
 	bool blk_valid;

@@ -45,6 +45,8 @@
 
 #define BLOCK MANIFEST_BLOCK_BYTES
 #define BIG_BLOCKS 60 /* 15 MiB: more than the read-ahead */
+#define AHEAD_MIN (FS_FETCH_AHEAD_MIN_BYTES / BLOCK) /* blocks */
+#define AHEAD_MAX (FS_FETCH_AHEAD_BYTES / BLOCK)
 #define MAX_FILES 16
 #define MAX_WANTS 4096
 #define MAX_PUBS 128
@@ -611,25 +613,32 @@ T_CASE(sequential_read_asks_ahead)
 	T_CHECK(fd >= 0);
 	T_CHECK_EQ_INT(pread(fd, buf, 4096, 0), 4096);
 	T_CHECK_MEM(buf, tfile("big.bin")->data, 4096);
-	/* block 0 was needed; blocks 1..N were asked for ahead, no further */
-	for (uint32_t i = 0; i <= FS_FETCH_AHEAD_BYTES / BLOCK; i++)
+	/* block 0 was needed; blocks 1..N were asked for ahead, no further:
+	 * the first window is the smallest */
+	for (uint32_t i = 0; i <= AHEAD_MIN; i++)
 		T_CHECK(asked("big.bin", i));
 	wants_of("big.bin", &max);
-	T_CHECK_EQ_INT(max, FS_FETCH_AHEAD_BYTES / BLOCK);
-	/* the next piece: nothing new to ask for */
+	T_CHECK_EQ_INT(max, AHEAD_MIN);
+	/* the next piece: the window doubled */
 	T_CHECK_EQ_INT(pread(fd, buf, 4096, 4096), 4096);
 	wants_of("big.bin", &max);
-	T_CHECK_EQ_INT(max, FS_FETCH_AHEAD_BYTES / BLOCK);
+	T_CHECK_EQ_INT(max, 2 * AHEAD_MIN);
 	/* a jump to the last block: only that one, nothing ahead */
 	T_CHECK_EQ_INT(pread(fd, buf, 4096, (off_t)(BIG_BLOCKS - 1) * BLOCK), 4096);
 	T_CHECK_MEM(buf, tfile("big.bin")->data + (size_t)(BIG_BLOCKS - 1) * BLOCK, 4096);
 	T_CHECK(asked("big.bin", BIG_BLOCKS - 1));
 	T_CHECK(!asked("big.bin", BIG_BLOCKS - 2));
-	/* sequential again from block 2: ahead of it, up to the blocks asked already */
+	/* from block 2 again: a jump back, nothing ahead; then sequential
+	 * reads from the smallest window, doubling up to the largest */
 	T_CHECK_EQ_INT(pread(fd, buf, 8192, (off_t)2 * BLOCK), 8192);
-	T_CHECK(asked("big.bin", 2 + FS_FETCH_AHEAD_BYTES / BLOCK) == false); /* not sequential: a jump back */
+	T_CHECK(!asked("big.bin", 2 * AHEAD_MIN + 1));
 	T_CHECK_EQ_INT(pread(fd, buf, 8192, (off_t)2 * BLOCK + 8192), 8192);
-	T_CHECK(asked("big.bin", 2 + FS_FETCH_AHEAD_BYTES / BLOCK));
+	T_CHECK(asked("big.bin", 2 + AHEAD_MIN));
+	T_CHECK(!asked("big.bin", 2 * AHEAD_MIN + 1));
+	for (int k = 2; k < 10; k++)
+		T_CHECK_EQ_INT(pread(fd, buf, 8192, (off_t)2 * BLOCK + 8192 * k), 8192);
+	T_CHECK(asked("big.bin", 2 + AHEAD_MAX));
+	T_CHECK(!asked("big.bin", 3 + AHEAD_MAX));
 	close(fd);
 	free(buf);
 }

@@ -30,9 +30,10 @@
  * its fuse_req and the reply it is building, and answers once every block
  * it needs came: by fs_block_data() (the checked bytes, before they are in
  * the store) or by fs_block_arrived() (then read from the store's cache);
- * or EIO when a block will not come or fs_params.timeout_s passed.  Sequential reads
- * also ask for the blocks after the ones read (FS_FETCH_AHEAD_BYTES),
- * without waiting for them.
+ * or EIO when a block will not come or fs_params.timeout_s passed.
+ * Sequential reads also ask for the blocks after the ones read, without
+ * waiting for them: FS_FETCH_AHEAD_MIN_BYTES ahead at first, twice as far
+ * with each sequential read, up to FS_FETCH_AHEAD_BYTES.
  *
  * Owns: the FUSE session and its mount, the inode table (lookup counts,
  * forget), open handles and staging files, the object files it publishes,
@@ -73,7 +74,8 @@ struct identity;
 #define FS_OBJECTS_DIR "objects"
 #define FS_ATTR_TIMEOUT_S 1.0 /* kernel cache of attributes and names */
 #define FS_TIMEOUT_S_DEFAULT 15u /* a read waiting for blocks fails after this */
-#define FS_FETCH_AHEAD_BYTES (8u << 20) /* sequential reads ask this far past their end */
+#define FS_FETCH_AHEAD_BYTES (8u << 20)      /* sequential reads ask up to this far past their end, */
+#define FS_FETCH_AHEAD_MIN_BYTES (512u << 10) /* from this far on the first, twice as far each next */
 
 struct fs_params {
 	const char *home;          /* the home directory (copied) */
