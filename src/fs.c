@@ -1034,13 +1034,6 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	fuse_reply_write(req, (size_t)n);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
-}
-
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -1329,8 +1322,13 @@ static const struct fuse_lowlevel_ops ops = {
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
 	.fsync = op_fsync,
+	/*
+	 * No flush: there is nothing to do at close() (a file is published at
+	 * release, which the kernel sends without waiting), and without it
+	 * libfuse answers ENOSYS once, after which the kernel stops sending
+	 * FLUSH: a close() no longer waits for a trip through the loop.
+	 */
 	.release = op_release,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
