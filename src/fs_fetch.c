@@ -197,9 +197,12 @@ static int fill(struct fs *fs, struct wait *w)
 	return w->n_missing ? 1 : 0;
 }
 
-/* ask - ask the network side for block @i of version @version (@m) of @n's file. */
+/*
+ * ask - ask the network side for block @i of version @version (@m) of @n's
+ * file; @urgent: a read waits for it (else read-ahead).
+ */
 static int ask(struct fs *fs, const struct node *n, const struct manifest *m,
-	       const uint8_t version[STORE_HASH_BYTES], uint32_t i)
+	       const uint8_t version[STORE_HASH_BYTES], uint32_t i, bool urgent)
 {
 	struct manifest_block mb;
 	struct xfer_want want;
@@ -214,6 +217,7 @@ static int ask(struct fs *fs, const struct node *n, const struct manifest *m,
 	want.index = i;
 	memcpy(want.hash, mb.hash, STORE_HASH_BYTES);
 	want.len = mb.len;
+	want.urgent = urgent;
 	return fs->fetch(fs->net_ctx, &want);
 }
 
@@ -252,7 +256,7 @@ static void ahead(struct fs *fs, struct handle *h, uint64_t off, size_t size)
 	if (last + 1 >= count || from > to)
 		return;
 	for (uint32_t i = from; i <= to; i++)
-		if (!present(fs, h->m, i) && ask(fs, h->node, h->m, h->version, i) != 0)
+		if (!present(fs, h->m, i) && ask(fs, h->node, h->m, h->version, i, false) != 0)
 			break; /* the read itself will say why, if it needs the block */
 	h->ahead = to + 1;
 }
@@ -306,7 +310,7 @@ static int ask_missing(struct fs *fs, struct wait *w, const uint8_t version[STOR
 		return -EIO;
 	}
 	for (size_t k = 0; k < w->n_missing; k++) {
-		int err = ask(fs, w->node, w->m, version, w->missing[k]);
+		int err = ask(fs, w->node, w->m, version, w->missing[k], true);
 
 		if (err) {
 			log_info("cannot ask for block %u of %s: %s", w->missing[k], w->node->path,

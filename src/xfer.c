@@ -115,6 +115,7 @@ struct req {
 	int err;
 	uint8_t *data;              /* the answer's bytes: being checked, then waiting for the store */
 	struct req *cnext;          /* the checker's lists (under its lock) */
+	bool urgent;                /* a read waits for it */
 	bool good;                  /* the checker's verdict: @data has @hash */
 	uint8_t manifest[STORE_HASH_BYTES];
 	uint8_t hash[STORE_HASH_BYTES];
@@ -194,6 +195,7 @@ struct checker {
 struct xfer {
 	struct xfer_params p;
 	struct checker *ck;         /* NULL: blocks are checked on the loop */
+	unsigned ck_held;           /* requests the checker holds now */
 	char *home;
 	struct loop_timer *timer;
 	bool deferred;
@@ -681,8 +683,11 @@ int xfer_fetch(struct xfer *x, const struct xfer_want *w)
 
 	if (w->len == 0 || w->len > STORE_BLOCK_MAX_BYTES || path_len == 0 || path_len > STORE_PATH_MAX)
 		return -EINVAL;
-	if (find_hash(x, w->hash))
+	r = find_hash(x, w->hash);
+	if (r) {
+		r->urgent |= w->urgent;
 		return 0;
+	}
 	if (!allowed(x, w->owner))
 		return -ENOTCONN;
 	if (x->n_reqs >= x->n_buckets && grow(x))
@@ -709,6 +714,7 @@ int xfer_fetch(struct xfer *x, const struct xfer_want *w)
 	memcpy(r->hash, w->hash, STORE_HASH_BYTES);
 	r->index = w->index;
 	r->len = w->len;
+	r->urgent = w->urgent;
 	r->path_len = (uint16_t)path_len;
 	memcpy(r->path, w->path, path_len);
 	{
@@ -809,6 +815,7 @@ static void check_begin(struct xfer *x, struct req *r)
 	cp->in_flight_bytes -= r->len;
 	r->state = REQ_CHECKING;
 	r->cnext = NULL;
+	x->ck_held++;
 	pthread_mutex_lock(&ck->mu);
 	*ck->in_tail = r;
 	ck->in_tail = &r->cnext;
@@ -839,6 +846,7 @@ static void on_checked(struct loop *loop, struct loop_fd *h, int fd, uint32_t ev
 
 		list = r->cnext;
 		r->cnext = NULL;
+		x->ck_held--;
 		checked(x, r);
 	}
 	arm(x);
@@ -949,7 +957,12 @@ static void answer(struct xfer *x, struct cpeer *cp, const uint8_t *msg, size_t 
 		finish(x, r, -ENOMEM);
 	} else {
 		memcpy(r->data, m.data, r->len);
-		if (x->ck) {
+		/*
+		 * The checker, unless a read waits for this block and the
+		 * checker is idle: waking a thread costs more than the hash
+		 * when the cores are busy (time to first byte).
+		 */
+		if (x->ck && (!r->urgent || x->ck_held > 0)) {
 			check_begin(x, r);
 		} else {
 			r->good = block_good(r);

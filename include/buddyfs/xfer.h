@@ -66,6 +66,7 @@ struct xfer_want {
 	uint32_t index;                        /* block number in the manifest */
 	uint8_t hash[STORE_HASH_BYTES];        /* BLAKE2b-256 of the block */
 	uint32_t len;                          /* its length in bytes */
+	bool urgent;                           /* a read waits for it (not read-ahead) */
 };
 
 /* A transfer in progress, for `buddyfs status`. */
