@@ -138,6 +138,15 @@ static int part(struct fs *fs, struct handle *h, uint32_t i, uint8_t *dst, size_
 	return 0;
 }
 
+/* overlap - the part [*from, *to) of block @mb that @w's read wants. */
+static void overlap(const struct wait *w, const struct manifest_block *mb, uint64_t *from, uint64_t *to)
+{
+	uint64_t end = w->off + w->size;
+
+	*from = mb->offset > w->off ? mb->offset : w->off;
+	*to = mb->offset + mb->len < end ? mb->offset + mb->len : end;
+}
+
 /*
  * block_into - the bytes of block @i that @w's read wants, from the store
  * into w->out.  0, -ENOENT (not here), -EIO, -ENOMEM.
@@ -145,13 +154,12 @@ static int part(struct fs *fs, struct handle *h, uint32_t i, uint8_t *dst, size_
 static int block_into(struct fs *fs, struct wait *w, uint32_t i)
 {
 	struct handle *h = w->h;
-	uint64_t end = w->off + w->size, from, to;
 	struct manifest_block mb;
+	uint64_t from, to;
 
 	if (manifest_block(h->m, i, &mb))
 		return -EIO;
-	from = mb.offset > w->off ? mb.offset : w->off;
-	to = mb.offset + mb.len < end ? mb.offset + mb.len : end;
+	overlap(w, &mb, &from, &to);
 	if (from == mb.offset && to == mb.offset + mb.len)
 		return fs_remote_block(fs, h->m, i, w->out + (from - w->off), mb.len);
 	return part(fs, h, i, w->out + (from - w->off), (size_t)(from - mb.offset), (size_t)(to - from));
@@ -509,7 +517,7 @@ void fs_block_data(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES], c
 			continue; /* a whole file needs the block in the store: fs_block_arrived */
 		for (size_t k = 0; k < w->n_missing;) {
 			struct manifest_block mb;
-			uint64_t end = w->off + w->size, from, to;
+			uint64_t from, to;
 
 			if (manifest_block(w->m, w->missing[k], &mb) || mb.len != len ||
 			    memcmp(mb.hash, hash, STORE_HASH_BYTES) != 0) {
@@ -517,8 +525,7 @@ void fs_block_data(struct fs *fs, const uint8_t hash[static STORE_HASH_BYTES], c
 				continue;
 			}
 			/* a file may hold the same block at several indices */
-			from = mb.offset > w->off ? mb.offset : w->off;
-			to = mb.offset + mb.len < end ? mb.offset + mb.len : end;
+			overlap(w, &mb, &from, &to);
 			memcpy(w->out + (from - w->off), data + (from - mb.offset), (size_t)(to - from));
 			w->missing[k] = w->missing[--w->n_missing];
 			hit = true;
