@@ -97,20 +97,10 @@ static int fill(struct node *a, struct node *b, int n, uint64_t version)
 	uint8_t hash[32];
 	char obj[128];
 	size_t len;
-	int fd, rc;
+	int rc;
 
 	snprintf(obj, sizeof(obj), "%s/obj", a->pn.home);
-	fd = open(obj, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, "hello", 5) != 5)
-		return -EIO;
-	rc = manifest_build(&m, fd, a->pn.id->peer_id, NULL);
-	close(fd);
-	if (rc == 0)
-		rc = manifest_sign(m, a->pn.id->secret_key);
-	if (rc == 0)
-		rc = manifest_bytes(m, &bytes, &len);
-	if (rc == 0)
-		rc = manifest_hash(m, hash);
+	rc = pair_manifest(&a->pn, obj, "hello", 5, NULL, &m, &bytes, &len, hash);
 	if (rc == 0)
 		rc = store_txn_begin(a->pn.store, &t);
 	if (rc) {

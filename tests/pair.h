@@ -18,6 +18,7 @@
 #define BUDDYFS_TESTS_PAIR_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "buddyfs/identity.h"
 #include "buddyfs/loop.h"
+#include "buddyfs/manifest.h"
 #include "buddyfs/rtmfp.h"
 #include "buddyfs/rtmfp_crypto.h"
 #include "buddyfs/rtmfp_crypto_sodium.h"
@@ -157,6 +160,40 @@ static inline int pair_add_buddy(struct pair_node *n, const struct pair_node *b,
 }
 
 /* pair_run_for - run @loop for @ns. */
+/*
+ * pair_manifest - write @len bytes of @data to the file @path and make @n's
+ * signed manifest of it (@bp NULL: the defaults): *out (the caller frees
+ * it), its encoding *bytes (*blen bytes, valid while *out lives) and its
+ * hash.  0, -errno or the manifest module's error (then *out is NULL).
+ */
+static inline int pair_manifest(const struct pair_node *n, const char *path, const void *data, size_t len,
+				const struct manifest_build_params *bp, struct manifest **out, const uint8_t **bytes,
+				size_t *blen, uint8_t hash[32])
+{
+	struct manifest *m = NULL;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc;
+
+	*out = NULL;
+	if (fd < 0)
+		return -errno;
+	rc = write(fd, data, len) == (ssize_t)len ? 0 : -EIO;
+	if (rc == 0)
+		rc = manifest_build(&m, fd, n->id->peer_id, bp);
+	close(fd);
+	if (rc == 0)
+		rc = manifest_sign(m, n->id->secret_key);
+	if (rc == 0)
+		rc = manifest_bytes(m, bytes, blen);
+	if (rc == 0)
+		rc = manifest_hash(m, hash);
+	if (rc) {
+		manifest_free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
 static inline void pair_run_for(struct loop *loop, uint64_t ns)
 {
 	uint64_t end = loop_clock_ns() + ns;

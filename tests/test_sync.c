@@ -235,26 +235,12 @@ static int publish_base(struct node *n, struct node *b, const char *path, const 
 	uint8_t hash[32];
 	char obj[128];
 	size_t len;
-	int fd, rc;
+	int rc;
 
 	snprintf(obj, sizeof(obj), "%s/obj%d", n->pn.home, n->objects++);
-	fd = open(obj, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, content, strlen(content)) != (ssize_t)strlen(content)) {
-		close(fd);
-		return -EIO;
-	}
-	rc = manifest_build(&m, fd, n->pn.id->peer_id, NULL);
-	close(fd);
-	if (rc == 0)
-		rc = manifest_sign(m, n->pn.id->secret_key);
-	if (rc == 0)
-		rc = manifest_bytes(m, &bytes, &len);
-	if (rc == 0)
-		rc = manifest_hash(m, hash);
+	rc = pair_manifest(&n->pn, obj, content, strlen(content), NULL, &m, &bytes, &len, hash);
 	if (rc)
-		goto out;
+		return rc;
 	memset(&e, 0, sizeof(e));
 	memcpy(e.buddy, b->pn.id->peer_id, 32);
 	snprintf(e.path, sizeof(e.path), "%s", path);
@@ -955,24 +941,10 @@ static int fill_many(struct node *a, struct node *b, int n)
 	uint8_t hash[32];
 	char obj[128];
 	size_t len;
-	int fd, rc;
+	int rc;
 
 	snprintf(obj, sizeof(obj), "%s/obj-many", a->pn.home);
-	fd = open(obj, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, "many", 4) != 4) {
-		close(fd);
-		return -EIO;
-	}
-	rc = manifest_build(&m, fd, a->pn.id->peer_id, NULL);
-	close(fd);
-	if (rc == 0)
-		rc = manifest_sign(m, a->pn.id->secret_key);
-	if (rc == 0)
-		rc = manifest_bytes(m, &bytes, &len);
-	if (rc == 0)
-		rc = manifest_hash(m, hash);
+	rc = pair_manifest(&a->pn, obj, "many", 4, NULL, &m, &bytes, &len, hash);
 	if (rc == 0)
 		rc = store_txn_begin(a->pn.store, &t);
 	if (rc) {

@@ -346,20 +346,10 @@ static struct manifest *publish(struct node *owner, const uint8_t folder[static 
 	struct store_txn *t = NULL;
 	const uint8_t *bytes;
 	size_t blen;
-	int fd, rc;
+	int rc;
 
 	snprintf(tmp, sizeof(tmp), "%s/objects/.tmp", owner->pn.home);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || !e || write(fd, data, len) != (ssize_t)len)
-		goto fail;
-	rc = manifest_build(&m, fd, owner->pn.id->peer_id, &bp);
-	if (rc == 0)
-		rc = manifest_sign(m, owner->pn.id->secret_key);
-	if (rc == 0)
-		rc = manifest_hash(m, hash);
-	if (rc == 0)
-		rc = manifest_bytes(m, &bytes, &blen);
-	if (rc)
+	if (!e || pair_manifest(&owner->pn, tmp, data, len, &bp, &m, &bytes, &blen, hash))
 		goto fail;
 	buf_hex(hex, hash, STORE_HASH_BYTES);
 	snprintf(obj, sizeof(obj), "%s/objects/%s", owner->pn.home, hex);
@@ -391,12 +381,9 @@ static struct manifest *publish(struct node *owner, const uint8_t folder[static 
 		store_txn_abort(t);
 	if (rc)
 		goto fail;
-	close(fd);
 	free(e);
 	return m;
 fail:
-	if (fd >= 0)
-		close(fd);
 	free(e);
 	manifest_free(m);
 	return NULL;
